@@ -15,7 +15,14 @@ import attrs
 
 from controlplane.api.frozen import EMPTY, FrozenDict, freeze
 
-__all__ = ["KubeObject", "ObjectMeta", "OwnerReference"]
+__all__ = [
+    "KubeObject",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "ObjectMeta",
+    "OwnerReference",
+    "object_key",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -65,3 +72,25 @@ def object_key(obj: Any) -> str:
     """The ``namespace/name`` key used by caches and work queues (``name`` if cluster-scoped)."""
     meta = obj.metadata
     return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+
+
+@attrs.frozen(kw_only=True)
+class LabelSelectorRequirement:
+    """One ``matchExpressions`` entry: ``operator`` is In, NotIn, Exists or DoesNotExist."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+
+@attrs.frozen(kw_only=True)
+class LabelSelector:
+    """The structured selector of Deployments, ReplicaSets, Jobs (``metav1.LabelSelector``).
+
+    This is only the API shape; ``controlplane.api.labels`` compiles it for matching.
+    """
+
+    match_labels: FrozenDict[str, str] = attrs.field(default=EMPTY, converter=freeze)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = attrs.field(
+        default=(), converter=tuple
+    )
