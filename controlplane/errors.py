@@ -111,8 +111,10 @@ class Invalid(ApiError):
     ) -> None:
         self.causes: tuple[Cause, ...] = tuple(causes)
         detail = "; ".join(str(c) for c in self.causes)
-        if kind:
+        if kind and name:
             message = f'{kind} "{name}" is invalid: {detail}'
+        elif kind:
+            message = f"{kind} is invalid: {detail}"
         else:
             message = detail
         super().__init__(message, kind=kind, namespace=namespace, name=name)

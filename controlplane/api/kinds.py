@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from controlplane import errors
-from controlplane.api import core
+from controlplane.api import apps, autoscaling, batch, coordination, core
 
 __all__ = ["KINDS", "KindInfo", "resolve_kind"]
 
@@ -41,6 +41,38 @@ class KindInfo:
 
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(core.Namespace, "namespaces", namespaced=False, short_names=("ns",)),
+    KindInfo(core.Node, "nodes", namespaced=False, short_names=("no",)),
+    KindInfo(core.Pod, "pods", namespaced=True, short_names=("po",)),
+    KindInfo(core.Service, "services", namespaced=True, short_names=("svc",)),
+    KindInfo(core.Endpoints, "endpoints", namespaced=True, short_names=("ep",), has_status=False),
+    KindInfo(core.Event, "events", namespaced=True, short_names=("ev",), has_status=False),
+    KindInfo(core.ConfigMap, "configmaps", namespaced=True, short_names=("cm",), has_status=False),
+    KindInfo(core.Secret, "secrets", namespaced=True, has_status=False),
+    KindInfo(
+        core.ServiceAccount,
+        "serviceaccounts",
+        namespaced=True,
+        short_names=("sa",),
+        has_status=False,
+    ),
+    KindInfo(core.ResourceQuota, "resourcequotas", namespaced=True, short_names=("quota",)),
+    KindInfo(
+        core.LimitRange, "limitranges", namespaced=True, short_names=("limits",), has_status=False
+    ),
+    KindInfo(
+        core.ReplicationController, "replicationcontrollers", namespaced=True, short_names=("rc",)
+    ),
+    KindInfo(apps.ReplicaSet, "replicasets", namespaced=True, short_names=("rs",)),
+    KindInfo(apps.Deployment, "deployments", namespaced=True, short_names=("deploy",)),
+    KindInfo(batch.Job, "jobs", namespaced=True),
+    KindInfo(batch.CronJob, "cronjobs", namespaced=True, short_names=("cj",)),
+    KindInfo(
+        autoscaling.HorizontalPodAutoscaler,
+        "horizontalpodautoscalers",
+        namespaced=True,
+        short_names=("hpa",),
+    ),
+    KindInfo(coordination.Lease, "leases", namespaced=True, has_status=False),
 )
 
 _BY_NAME: dict[str, KindInfo] = {}

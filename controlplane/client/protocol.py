@@ -13,7 +13,14 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
-__all__ = ["Client", "ObjectList", "WatchEvent", "WatchEventType", "WatchStream"]
+__all__ = [
+    "Client",
+    "KindLike",
+    "ObjectList",
+    "WatchEvent",
+    "WatchEventType",
+    "WatchStream",
+]
 
 T = TypeVar("T")
 KindLike = str | type[Any]
@@ -43,6 +50,10 @@ class WatchStream(Protocol):
     Iteration ends when the server closes the watch (chaos ``close_watches``, shutdown);
     a watcher that fell too far behind gets ``actors.Lagged``. Either way the client
     re-watches from the last resourceVersion it saw (or re-lists on ``errors.Gone``).
+
+    Optional: an ``int`` attribute ``pending`` (events ``receive_batch`` would return
+    without waiting) lets informers stay counted as busy while a replay is in hand; the
+    protocol does not require it.
     """
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]: ...

@@ -1,0 +1,109 @@
+"""The admission chain every write goes through before the store changes anything.
+
+Order, as the apiserver runs it for a create or update:
+
+1. namespace lifecycle (creates only): the object's namespace must exist and must not be
+   terminating;
+2. ``controlplane.api.defaults.apply_defaults``;
+3. ``controlplane.api.validation.validate(obj, old)``: any cause -> ``errors.Invalid``;
+4. pluggable :class:`AdmissionStep` s (quota, ClusterIP allocation ...), in the order
+   they were added. They run last, after the store's own checks (AlreadyExists,
+   Conflict), so a step with side effects runs only for writes that will otherwise
+   succeed. A step that allocates something may define ``abort(op, obj)``: it is called,
+   in reverse order, for every step that admitted the object when a later step refused.
+
+Deletes do not run the chain (Kubernetes runs only validating webhooks on delete).
+A refused write raises an ``errors.ApiError`` and changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from controlplane import errors
+from controlplane.api import defaults, validation
+
+__all__ = ["Admission", "AdmissionStep", "Operation"]
+
+Operation = Literal["create", "update", "update_status"]
+
+
+@runtime_checkable
+class AdmissionStep(Protocol):
+    """One admission plugin: return the object to store (possibly changed), or raise
+    an ``errors.ApiError`` to refuse the write.
+
+    ``op`` is ``"create"``, ``"update"`` or ``"update_status"``; ``old`` is the stored
+    object (``None`` on create). Called synchronously on the write path: keep it cheap.
+    """
+
+    def admit(self, op: Operation, obj: Any, old: Any | None) -> Any: ...
+
+
+class Admission:
+    """Runs the chain above. ``namespace_phase(name)`` returns the phase of a namespace,
+    ``None`` if it does not exist (the store passes a lookup into its own map)."""
+
+    def __init__(
+        self,
+        namespace_phase: Callable[[str], str | None],
+        steps: Sequence[AdmissionStep] = (),
+    ) -> None:
+        self._namespace_phase = namespace_phase
+        self._steps: list[AdmissionStep] = list(steps)
+
+    def add_step(self, step: AdmissionStep) -> None:
+        self._steps.append(step)
+
+    @property
+    def steps(self) -> tuple[AdmissionStep, ...]:
+        return tuple(self._steps)
+
+    def check_namespace(self, plural: str, namespace: str, name: str) -> None:
+        """Namespace lifecycle for a create of a namespaced object."""
+        phase = self._namespace_phase(namespace)
+        if phase is None:
+            raise errors.NotFound(
+                f'namespaces "{namespace}" not found',
+                kind="Namespace",
+                name=namespace,
+            )
+        if phase == "Terminating":
+            raise errors.Forbidden(
+                f'{plural} "{name}" is forbidden: unable to create new content in namespace'
+                f" {namespace} because it is being terminated",
+                kind=plural,
+                namespace=namespace,
+                name=name,
+            )
+
+    def default_and_validate(
+        self, kind: str, obj: Any, old: Any | None, *, default: bool = True
+    ) -> Any:
+        """Steps 2 and 3: the defaulted object, or ``errors.Invalid``."""
+        if default:
+            obj = defaults.apply_defaults(obj)
+        causes = validation.validate(obj, old)
+        if causes:
+            meta = obj.metadata
+            raise errors.Invalid(causes, kind=kind, namespace=meta.namespace, name=meta.name)
+        return obj
+
+    def run_steps(self, op: Operation, obj: Any, old: Any | None) -> Any:
+        """Step 4: the pluggable steps, with ``abort`` for earlier steps on refusal."""
+        steps = self._steps
+        if not steps:
+            return obj
+        done: list[AdmissionStep] = []
+        try:
+            for step in steps:
+                obj = step.admit(op, obj, old)
+                done.append(step)
+        except BaseException:
+            for step in reversed(done):
+                abort = getattr(step, "abort", None)
+                if abort is not None:
+                    abort(op, obj)
+            raise
+        return obj
