@@ -207,12 +207,13 @@ async def open_cluster(
     template = node_template or NodeTemplate()
     with seeded_scheduler(seed):
         rng = random.Random(f"{seed}:cluster")
+        tracker = WorkTracker()
         store = Store(
             random.Random(f"{seed}:store"),
             fault_rng=random.Random(f"{seed}:faults"),
+            work_tracker=tracker,
             **dict(store_options or {}),
         )
-        tracker = WorkTracker()
         async with open_supervisor(name="cluster") as supervisor:
             await supervisor.start_child("store", store.run)
             client = LocalClient(store)

@@ -23,6 +23,7 @@ import attrs
 
 from controlplane.api import apps, autoscaling, batch, core
 from controlplane.api.frozen import FrozenDict
+from controlplane.api.memo import IdentityMemo
 
 __all__ = [
     "apply_defaults",
@@ -181,8 +182,21 @@ def _default_volume(volume: core.Volume) -> core.Volume:
     return volume
 
 
+#: Defaulted specs by input spec: pods stamped from one template share one spec object.
+_DEFAULTED_SPECS: IdentityMemo[core.PodSpec, core.PodSpec] = IdentityMemo()
+
+
 def default_pod_spec(spec: core.PodSpec) -> core.PodSpec:
     """A PodSpec with defaults (``SetDefaults_PodSpec`` and what it recurses into)."""
+    defaulted = _DEFAULTED_SPECS.get(spec)
+    if defaulted is None:
+        defaulted = _default_pod_spec(spec)
+        _DEFAULTED_SPECS.put(spec, defaulted)
+        _DEFAULTED_SPECS.put(defaulted, defaulted)
+    return defaulted
+
+
+def _default_pod_spec(spec: core.PodSpec) -> core.PodSpec:
     changes: dict[str, Any] = {}
     if not spec.dns_policy:
         changes["dns_policy"] = "ClusterFirst"
@@ -229,8 +243,6 @@ def _namespace(namespace: core.Namespace) -> core.Namespace:
     name_label = "kubernetes.io/metadata.name"
     if meta.name and meta.labels.get(name_label) != meta.name:
         changes["metadata"] = attrs.evolve(meta, labels=meta.labels.set(name_label, meta.name))
-    if not namespace.spec.finalizers:
-        changes["spec"] = attrs.evolve(namespace.spec, finalizers=("kubernetes",))
     if not namespace.status.phase:
         changes["status"] = attrs.evolve(namespace.status, phase="Active")
     return _evolve(namespace, changes)

@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from controlplane.api import core
+from controlplane.api.frozen import FrozenDict
 from controlplane.api.labels import (
     Selector,
     SelectorError,
     validate_label_key,
     validate_label_value,
 )
+from controlplane.api.memo import IdentityMemo
 from controlplane.api.meta import LabelSelector, ObjectMeta
 from controlplane.api.quantity import Quantity
 from controlplane.errors import Cause
@@ -165,7 +167,14 @@ def check_one_of(path: str, value: str | None, supported: Iterable[str], out: Ca
         out.append(not_supported(path, value, supported))
 
 
+#: Label maps found valid (pods of one template share theirs).
+_VALID_LABELS: IdentityMemo[Mapping[str, str], bool] = IdentityMemo()
+
+
 def check_labels(path: str, labels: Mapping[str, str], out: Causes) -> None:
+    if not labels or _VALID_LABELS.get(labels):
+        return
+    before = len(out)
     for key, value in labels.items():
         problem = validate_label_key(key)
         if problem is not None:
@@ -173,6 +182,8 @@ def check_labels(path: str, labels: Mapping[str, str], out: Causes) -> None:
         problem = validate_label_value(value)
         if problem is not None:
             out.append(invalid(path, value, problem))
+    if len(out) == before and type(labels) is FrozenDict:
+        _VALID_LABELS.put(labels, True)  # a plain dict may change under us
 
 
 _ANNOTATIONS_MAX_BYTES = 256 * 1024

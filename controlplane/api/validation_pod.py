@@ -16,6 +16,7 @@ from controlplane.api.labels import (
     validate_label_key,
     validate_label_value,
 )
+from controlplane.api.memo import IdentityMemo
 from controlplane.api.validation_common import (
     DNS_POLICIES,
     NODE_SELECTOR_OPERATORS,
@@ -355,7 +356,21 @@ def check_tolerations(path: str, tolerations: Iterable[core.Toleration], out: Ca
             check_one_of(f"{t_path}.effect", toleration.effect, TAINT_EFFECTS, out)
 
 
+#: Specs found valid: pods stamped from one template share one spec object. Whether a
+#: spec is valid does not depend on the path it is reported under.
+_VALID_SPECS: IdentityMemo[core.PodSpec, bool] = IdentityMemo()
+
+
 def check_pod_spec(path: str, spec: core.PodSpec, out: Causes) -> None:
+    if _VALID_SPECS.get(spec):
+        return
+    before = len(out)
+    _check_pod_spec(path, spec, out)
+    if len(out) == before:
+        _VALID_SPECS.put(spec, True)
+
+
+def _check_pod_spec(path: str, spec: core.PodSpec, out: Causes) -> None:
     volume_names: set[str] = set()
     for i, volume in enumerate(spec.volumes):
         v_path = f"{path}.volumes[{i}]"

@@ -23,12 +23,17 @@ class LocalClient(Client):
     Args:
         store: the in-process ``controlplane.store.Store`` (typed loosely so this module
             does not import the store package).
+        track_work: count events queued on this client's watches as outstanding work
+            (the harness gives components such a client so ``settle`` sees their
+            backlog; a test's own client does not, so an undrained watch cannot block
+            ``settle``).
     """
 
-    __slots__ = ("_store",)
+    __slots__ = ("_store", "_track_work")
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, track_work: bool = False) -> None:
         self._store = store
+        self._track_work = track_work
 
     def __repr__(self) -> str:
         return f"LocalClient({self._store!r})"
@@ -68,6 +73,8 @@ class LocalClient(Client):
         namespace: str = "",
         grace_period_seconds: int | None = None,
         propagation_policy: str | None = None,
+        preconditions_uid: str | None = None,
+        preconditions_resource_version: str | None = None,
     ) -> Any:
         return await self._store.delete(
             kind,
@@ -75,7 +82,17 @@ class LocalClient(Client):
             namespace=namespace,
             grace_period_seconds=grace_period_seconds,
             propagation_policy=propagation_policy,
+            preconditions_uid=preconditions_uid,
+            preconditions_resource_version=preconditions_resource_version,
         )
+
+    async def bind(
+        self, name: str, node_name: str, *, namespace: str = "default", uid: str | None = None
+    ) -> Any:
+        return await self._store.bind(name, node_name, namespace=namespace, uid=uid)
+
+    async def finalize_namespace(self, namespace: Any) -> Any:
+        return await self._store.finalize_namespace(namespace)
 
     def watch(
         self,
@@ -94,4 +111,5 @@ class LocalClient(Client):
             field_selector=field_selector,
             resource_version=resource_version,
             allow_bookmarks=allow_bookmarks,
+            track_work=self._track_work,
         )

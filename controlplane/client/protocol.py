@@ -94,7 +94,19 @@ class Client(Protocol):
         namespace: str = "",
         grace_period_seconds: int | None = None,
         propagation_policy: str | None = None,
+        preconditions_uid: str | None = None,
+        preconditions_resource_version: str | None = None,
     ) -> Any: ...
+
+    async def bind(
+        self, name: str, node_name: str, *, namespace: str = "default", uid: str | None = None
+    ) -> Any:
+        """Assign an unbound pod to a node (the ``pods/binding`` subresource)."""
+        ...
+
+    async def finalize_namespace(self, namespace: Any) -> Any:
+        """Replace a namespace's ``spec.finalizers`` (the ``/finalize`` subresource)."""
+        ...
 
     def watch(
         self,

@@ -59,6 +59,7 @@ class Watcher:
         "node",
         "outstanding",
         "subscription",
+        "tracked",
     )
 
     def __init__(
@@ -71,13 +72,17 @@ class Watcher:
         node: str | None,
         bookmarks: bool,
         subscription: Subscription[WatchEvent],
+        tracked: bool = False,
     ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.node = node
         self.bookmarks = bookmarks
         self.subscription = subscription
-        #: Events queued for this watcher and not yet handed to its reader.
+        #: Whether queued events count as work on the hub's tracker (component watches
+        #: do; a test's own watch that nobody drains must not hold ``settle`` forever).
+        self.tracked = tracked
+        #: Tracked events queued for this watcher and not yet handed to its reader.
         self.outstanding = 0
         self.filter = _make_filter(namespace, node, label_selector, field_selector)
 
@@ -230,8 +235,9 @@ class WatchHub:
                     if event is None:
                         continue
                 if w.subscription.push_nowait(event):
-                    w.outstanding += 1
-                    pushed += 1
+                    if w.tracked:
+                        w.outstanding += 1
+                        pushed += 1
                 elif lagged is None:
                     lagged = [w]
                 else:
@@ -252,9 +258,10 @@ class WatchHub:
             if event is None:
                 event = events[w.kind] = WatchEvent("BOOKMARK", empty_object(w.kind))
             if w.subscription.push_nowait(event):
-                w.outstanding += 1
-                if self._tracker is not None:
-                    self._tracker.add(1)
+                if w.tracked:
+                    w.outstanding += 1
+                    if self._tracker is not None:
+                        self._tracker.add(1)
             else:
                 lagged.append(w)
         for w in lagged:

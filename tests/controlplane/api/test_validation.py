@@ -751,7 +751,6 @@ def test_namespace_defaults() -> None:
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": "team", "labels": {"kubernetes.io/metadata.name": "team"}},
-        "spec": {"finalizers": ["kubernetes"]},
         "status": {"phase": "Active"},
     }
 

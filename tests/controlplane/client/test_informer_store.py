@@ -292,7 +292,7 @@ async def test_label_selector_informer_sees_objects_leave_and_join(nursery):
 async def test_informer_queue_worker_pipeline_settles(nursery):
     tracker = WorkTracker()
     store = await open_store(nursery, tracker=tracker)
-    client = LocalClient(store)
+    client = LocalClient(store, track_work=True)
     informer = Informer(client, "Pod", tracker=tracker)
     reconciled = []
 

@@ -251,7 +251,7 @@ async def test_work_tracker_counts_queued_events() -> None:
     tracker = WorkTracker()
     store = Store(random.Random(0), work_tracker=tracker)
     await store.create(make_namespace("default"))
-    async with store.watch("Pod") as events:
+    async with store.watch("Pod", track_work=True) as events:
         await store.create(make_pod("a"))
         await store.create(make_pod("b"))
         assert tracker.pending == 2
@@ -260,6 +260,20 @@ async def test_work_tracker_counts_queued_events() -> None:
         await store.create(make_pod("c"))
         assert tracker.pending == 2
     assert tracker.pending == 0  # closing the watch settles what it never read
+
+
+async def test_untracked_watch_is_not_work() -> None:
+    """A test's own watch that nobody drains must not hold ``settle`` forever."""
+    tracker = WorkTracker()
+    store = Store(random.Random(0), work_tracker=tracker)
+    await store.create(make_namespace("default"))
+    async with store.watch("Pod") as events:
+        await store.create(make_pod("a"))
+        assert tracker.pending == 0
+        assert (await events.__anext__()).object.metadata.name == "a"
+    async with store.watch("Pod", resource_version="0", track_work=True):
+        assert tracker.pending == 1  # the synthetic ADDED of "a"
+    assert tracker.pending == 0
 
 
 async def test_watch_bad_selector(store: Store) -> None:
