@@ -44,7 +44,7 @@ class Subscription(Generic[T]):
       name: for error messages, e.g. which subscriber lagged.
     """
 
-    __slots__ = ("_capacity", "_closed", "_detach", "_error", "_lot", "_name", "_queue")
+    __slots__ = ("_capacity", "_closed", "_detach", "_error", "_name", "_queue", "_waiter")
 
     def __init__(self, capacity: int, *, name: str | None = None) -> None:
         if capacity < 1:
@@ -52,7 +52,10 @@ class Subscription(Generic[T]):
         self._capacity = capacity
         self._name = name
         self._queue: deque[T] = deque()  # never longer than capacity: push_nowait checks
-        self._lot = trio.lowlevel.ParkingLot()
+        # The one consumer task parked in a receive. A bare task reference rather than a
+        # ParkingLot: a single consumer is the contract, and waking it is the cost every
+        # delivered event pays.
+        self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
         self._error: BaseException | None = None
         self._detach: Callable[[Subscription[T]], None] | None = None
@@ -73,8 +76,8 @@ class Subscription(Generic[T]):
             self.close_with(Lagged(self._name, self._capacity))
             return False
         queue.append(item)
-        if self._lot:
-            self._lot.unpark_all()
+        if self._waiter is not None:
+            self._wake()
         return True
 
     def close(self) -> None:
@@ -82,7 +85,7 @@ class Subscription(Generic[T]):
         :class:`trio.EndOfChannel`. Does nothing if already closed."""
         if not self._closed:
             self._closed = True
-            self._lot.unpark_all()
+            self._wake()
 
     def close_with(self, error: BaseException) -> None:
         """Fail the stream: queued items are discarded and the consumer's next receive
@@ -91,9 +94,28 @@ class Subscription(Generic[T]):
             self._closed = True
             self._error = error
             self._queue.clear()
-            self._lot.unpark_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        task = self._waiter
+        if task is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(task)
 
     # ----- consumer side -----
+
+    async def _park(self) -> None:
+        """Sleep until the producer pushes, closes or fails the stream."""
+        if self._waiter is not None:
+            raise trio.BusyResourceError(
+                f"another task is already receiving from {self._describe()}"
+            )
+        self._waiter = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def receive_nowait(self) -> T:
         """Take the oldest queued item.
@@ -124,7 +146,7 @@ class Subscription(Generic[T]):
             try:
                 item = self.receive_nowait()
             except trio.WouldBlock:
-                await self._lot.park()  # a full checkpoint: no second one needed
+                await self._park()  # a full checkpoint: no second one needed
                 parked = True
                 continue
             if not parked:
@@ -151,7 +173,7 @@ class Subscription(Generic[T]):
                 return items
             if self._closed:
                 raise trio.EndOfChannel
-            await self._lot.park()  # a full checkpoint: no second one needed
+            await self._park()  # a full checkpoint: no second one needed
             parked = True
 
     def __aiter__(self) -> Subscription[T]:
@@ -172,7 +194,7 @@ class Subscription(Generic[T]):
         self._closed = True
         self._error = trio.ClosedResourceError(f"{self._describe()} was unsubscribed")
         self._queue.clear()
-        self._lot.unpark_all()
+        self._wake()
 
     def __enter__(self) -> Subscription[T]:
         return self

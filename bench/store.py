@@ -104,10 +104,18 @@ async def drain(
 
 
 async def bench_creates(
-    n: int, concurrency: int, *, watchers: int = 0, defaulted: bool = True
+    n: int,
+    concurrency: int,
+    *,
+    watchers: int = 0,
+    defaulted: bool = True,
+    interested: bool = True,
 ) -> float:
+    """Create ``n`` pods; with ``watchers``, one ``spec.nodeName`` watcher per node and
+    each pod on a random node (``interested``) or on a node nobody watches."""
     nodes = [f"node-{i}" for i in range(watchers)] if watchers else None
-    objs = pods(n, template(defaulted=defaulted), namespaces=["default"], nodes=nodes, seed=1)
+    placement = nodes if interested or not watchers else ["unwatched"]
+    objs = pods(n, template(defaulted=defaulted), namespaces=["default"], nodes=placement, seed=1)
     store = await new_store(["default"])
     counter = [0]
     async with trio.open_nursery() as nursery:
@@ -118,7 +126,7 @@ async def bench_creates(
         await trio.testing.wait_all_tasks_blocked()
         store.close_watches()
     if watchers:
-        assert counter[0] == n, (counter[0], n)
+        assert counter[0] == (n if interested else 0), (counter[0], n)
     return n / elapsed_s
 
 
@@ -230,6 +238,9 @@ async def main(quick: bool) -> None:
     results["creates_per_s_seq_undefaulted"] = await bench_creates(n, 1, defaulted=False)
     results["creates_per_s_seq_5000_node_watchers"] = await bench_creates(n, 1, watchers=5000)
     results["creates_per_s_100_5000_node_watchers"] = await bench_creates(n, 100, watchers=5000)
+    results["creates_per_s_seq_5000_node_watchers_none_interested"] = await bench_creates(
+        n, 1, watchers=5000, interested=False
+    )
     fanout = await bench_fanout(n, 1000)
     results["fanout_events_per_s"] = fanout["events_per_s"]
     results["fanout_creates_per_s"] = fanout["creates_per_s"]
@@ -257,6 +268,10 @@ async def main(quick: bool) -> None:
         (
             "creates/s, 1 caller, 5,000 node watchers",
             results["creates_per_s_seq_5000_node_watchers"],
+        ),
+        (
+            "creates/s, 1 caller, 5,000 node watchers, none interested",
+            results["creates_per_s_seq_5000_node_watchers_none_interested"],
         ),
         (
             "creates/s, 100 callers, 5,000 node watchers",

@@ -863,7 +863,7 @@ class Store:
                     continue
                 if ns is not None and change.new.metadata.namespace != ns:
                     continue
-                event = watcher.convert(change)
+                event = watcher.convert(change, watcher.filter)
                 if event is not None:
                     initial.append(event)
         if initial and watcher.tracked:

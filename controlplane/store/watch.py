@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+import attrs
 import trio
 
 from actors import Subscription, WorkTracker
@@ -58,6 +59,7 @@ class Watcher:
         "namespace",
         "node",
         "outstanding",
+        "residual",
         "subscription",
         "tracked",
     )
@@ -85,10 +87,19 @@ class Watcher:
         #: Tracked events queued for this watcher and not yet handed to its reader.
         self.outstanding = 0
         self.filter = _make_filter(namespace, node, label_selector, field_selector)
+        #: For node-indexed watchers: the filter minus the node term, which the index
+        #: guarantees for both states when a change does not move the pod between nodes
+        #: (every write but a bind), so the common case is one shared event, no check.
+        self.residual = (
+            self.filter
+            if node is None
+            else _make_filter(namespace, node, label_selector, _without(field_selector, NODE_FIELD))
+        )
 
-    def convert(self, change: Change) -> WatchEvent | None:
-        """The event this watcher gets for ``change`` (None: not interested)."""
-        f = self.filter
+    def convert(self, change: Change, f: Filter | None) -> WatchEvent | None:
+        """The event this watcher gets for ``change`` when ``f`` (its :attr:`filter` or,
+        if the index already guarantees the node, its :attr:`residual`) decides what it
+        selects; None if it is not interested."""
         if f is None:
             return WatchEvent(change.type, change.new)  # type: ignore[arg-type]
         if change.type == "MODIFIED":
@@ -103,6 +114,12 @@ class Watcher:
         if f(change.new):
             return WatchEvent(change.type, change.new)  # type: ignore[arg-type]
         return None
+
+
+def _without(fields: FieldSelector | None, field: str) -> FieldSelector | None:
+    if fields is None:
+        return None
+    return attrs.evolve(fields, requirements=[r for r in fields.requirements if r.field != field])
 
 
 def _make_filter(
@@ -205,33 +222,34 @@ class WatchHub:
         if kw is None:
             return
         new = change.new
-        buckets: list[dict[Watcher, None]] = [kw.everyone]
+        # (bucket, whether the node index guarantees the node term for old and new)
+        buckets: list[tuple[dict[Watcher, None], bool]] = [(kw.everyone, False)]
         bucket = kw.by_namespace.get(new.metadata.namespace)
         if bucket:
-            buckets.append(bucket)
+            buckets.append((bucket, False))
         if kw.by_node:
             node = node_of(new)
+            old = change.old
+            old_node = node if old is None else node_of(old)
             bucket = kw.by_node.get(node)
             if bucket:
-                buckets.append(bucket)
-            old = change.old
-            if old is not None:
-                old_node = node_of(old)
-                if old_node != node:
-                    bucket = kw.by_node.get(old_node)
-                    if bucket:
-                        buckets.append(bucket)
+                buckets.append((bucket, old_node == node))
+            if old_node != node:
+                bucket = kw.by_node.get(old_node)
+                if bucket:
+                    buckets.append((bucket, False))
         shared: WatchEvent | None = None
         lagged: list[Watcher] | None = None
         pushed = 0
-        for bucket in buckets:
+        for bucket, node_guaranteed in buckets:
             for w in bucket:
-                if w.filter is None:
+                f = w.residual if node_guaranteed else w.filter
+                if f is None:
                     if shared is None:
                         shared = WatchEvent(change.type, new)  # type: ignore[arg-type]
                     event: WatchEvent | None = shared
                 else:
-                    event = w.convert(change)
+                    event = w.convert(change, f)
                     if event is None:
                         continue
                 if w.subscription.push_nowait(event):

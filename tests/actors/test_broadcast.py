@@ -212,3 +212,27 @@ async def test_receive_checkpoints_even_when_items_are_queued() -> None:
         with pytest.raises(trio.Cancelled):
             await subscription.receive_batch()
     assert subscription.pending == 1
+
+
+async def test_a_second_concurrent_receiver_is_refused_and_the_first_still_served() -> None:
+    subscription: Subscription[int] = Subscription(10, name="kubelet")
+    got: list[list[int]] = []
+
+    async def consume() -> None:
+        got.append(await subscription.receive_batch())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError, match="another task is already receiving"):
+            await subscription.receive()
+        subscription.push_nowait(1)
+    assert got == [[1]]
+
+
+async def test_a_cancelled_receiver_frees_the_subscription() -> None:
+    subscription: Subscription[int] = Subscription(10)
+    with trio.move_on_after(0.01):
+        await subscription.receive_batch()
+    subscription.push_nowait(7)
+    assert await subscription.receive_batch() == [7]

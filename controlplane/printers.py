@@ -1,0 +1,161 @@
+"""What ``kubectl get pods`` and ``kubectl get events`` print, as plain functions.
+
+The STATUS column is not the pod's phase: kubectl derives it from the container states
+(``CrashLoopBackOff``, ``ImagePullBackOff``, ``OOMKilled``, ``Init:0/1``, ``Terminating``)
+and users read clusters through it, so the demo and any report must compute it the same
+way (kubectl's ``printPod``). Pure functions over stored objects; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "event_rows",
+    "format_table",
+    "human_duration",
+    "pod_row",
+    "pod_rows",
+    "pod_status_reason",
+]
+
+POD_HEADER = ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]
+EVENT_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's short age (apimachinery's ``HumanDuration``): ``45s``, ``3m20s``, ``12m``,
+    ``5h3m``, ``30h``, ``3d4h``, ``40d``, ``2y10d``; up to a second in the future reads
+    ``0s`` (clock skew)."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    years = days // 365
+    if years < 8:
+        return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
+    return f"{years}y"
+
+
+def _terminated_reason(terminated: Any, prefix: str = "") -> str:
+    if terminated.reason:
+        return prefix + terminated.reason
+    if terminated.signal:
+        return f"{prefix}Signal:{terminated.signal}"
+    return f"{prefix}ExitCode:{terminated.exit_code}"
+
+
+def pod_status_reason(pod: Any) -> tuple[str, int, int]:
+    """(STATUS, ready containers, restarts) as kubectl computes them."""
+    status = pod.status
+    reason = status.reason or status.phase or "Pending"
+    restarts = 0
+    initializing = False
+    n_init = len(pod.spec.init_containers)
+    for i, cs in enumerate(status.init_container_statuses):
+        restarts += cs.restart_count
+        terminated, waiting = cs.state.terminated, cs.state.waiting
+        if terminated is not None and terminated.exit_code == 0:
+            continue
+        if terminated is not None:
+            reason = _terminated_reason(terminated, "Init:")
+        elif waiting is not None and waiting.reason and waiting.reason != "PodInitializing":
+            reason = f"Init:{waiting.reason}"
+        else:
+            reason = f"Init:{i}/{n_init}"
+        initializing = True
+        break
+    ready = 0
+    if not initializing:
+        has_running = False
+        for cs in reversed(status.container_statuses):
+            restarts += cs.restart_count
+            state = cs.state
+            if state.waiting is not None and state.waiting.reason:
+                reason = state.waiting.reason
+            elif state.terminated is not None:
+                reason = _terminated_reason(state.terminated)
+            elif state.running is not None and cs.ready:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions)
+            reason = "Running" if pod_ready else "NotReady"
+    if pod.metadata.deletion_timestamp is not None:
+        reason = "Unknown" if status.reason == "NodeLost" else "Terminating"
+    return reason, ready, restarts
+
+
+def pod_row(pod: Any, now: datetime) -> list[str]:
+    """One ``kubectl get pods -o wide``-style row: NAME READY STATUS RESTARTS AGE NODE."""
+    reason, ready, restarts = pod_status_reason(pod)
+    created = pod.metadata.creation_timestamp
+    age = human_duration((now - created).total_seconds()) if created else "<unknown>"
+    return [
+        pod.metadata.name,
+        f"{ready}/{len(pod.spec.containers)}",
+        reason,
+        str(restarts),
+        age,
+        pod.spec.node_name or "<none>",
+    ]
+
+
+def pod_rows(pods: Iterable[Any], now: datetime) -> list[list[str]]:
+    """Header plus one row per pod, sorted by name like kubectl."""
+    ordered = sorted(pods, key=lambda p: (p.metadata.namespace, p.metadata.name))
+    return [POD_HEADER, *(pod_row(p, now) for p in ordered)]
+
+
+def event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]:
+    """Header plus ``kubectl get events`` rows, oldest first."""
+
+    def last_seen(e: Any) -> datetime | None:
+        return e.last_timestamp or e.event_time or e.first_timestamp
+
+    ordered = sorted(events, key=lambda e: (last_seen(e) or now, e.metadata.name))
+    rows = [EVENT_HEADER]
+    for e in ordered:
+        seen = last_seen(e)
+        obj = e.involved_object
+        rows.append(
+            [
+                human_duration((now - seen).total_seconds()) if seen else "<unknown>",
+                e.type or "",
+                e.reason or "",
+                f"{(obj.kind or '').lower()}/{obj.name}",
+                e.message or "",
+            ]
+        )
+    return rows
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, three spaces apart (kubectl's layout)."""
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = (
+        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+    return "\n".join(lines) + "\n"
