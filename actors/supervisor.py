@@ -267,6 +267,33 @@ class Supervisor:
             raise DuplicateChild(name, self.name)
         return await self._launch(nursery, child)
 
+    def restart_child_soon(self, name: str) -> None:
+        """:meth:`restart_child` without waiting for it: for callers that are not async
+        (a chaos script's ``restart_node``). The restart runs in the supervisor's own
+        nursery; if the child fails to start, that is logged and it stays stopped.
+
+        Raises:
+          NoSuchChild: if there is no child ``name``.
+          RuntimeError: if the supervisor is not running.
+        """
+        self._lookup(name)
+        self._running_nursery().start_soon(self._restart_logged, name)
+
+    async def _restart_logged(self, name: str) -> None:
+        try:
+            await self.restart_child(name)
+        except Exception as exc:
+            self._log.error("child_restart_failed", child=name, exc_info=exc)
+
+    async def remove_child(self, name: str) -> None:
+        """Stop the child ``name`` (waiting for its cleanup) and forget it, so the name
+        can be used again. Removing an unknown name does nothing."""
+        if name not in self._children:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.stop_child(name)
+        self._children.pop(name, None)
+
     def children(self) -> tuple[ChildInfo, ...]:
         """A snapshot of every child, in the order they were first started."""
         return tuple(

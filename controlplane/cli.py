@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -35,16 +36,32 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--seed", default=7, show_default=True, help="Root of all randomness.")
-def demo(seed: int) -> None:
-    """Apply a small shop (Namespace, Deployment, Service, ConfigMap, Pod) to an
-    in-process cluster and show what the control plane stored and streamed."""
+@click.option("--nodes", default=3, show_default=True, help="Machines in the cluster.")
+@click.option("--pods", default=0, show_default=True, help="Load pods to add to the demo's.")
+@click.option("--minutes", default=5.0, show_default=True, help="Virtual minutes to run.")
+def demo(seed: int, nodes: int, pods: int, minutes: float) -> None:
+    """Run pods on an in-process cluster -- web servers, a crash loop, a batch step, an
+    unschedulable pod, an OOMKill, a bad image -- and show `kubectl get pods` and the
+    events that explain each, after some minutes of virtual time."""
     from controlplane.demo.run import run_demo
 
+    progress = _progress_line if sys.stderr.isatty() else None
+
     async def go() -> None:
-        summary = await run_demo(sys.stdout, seed=seed)
+        summary = await run_demo(
+            sys.stdout, seed=seed, nodes=nodes, pods=pods, minutes=minutes, progress=progress
+        )
+        if progress is not None:
+            click.echo("", err=True)  # end the progress line
         click.echo(f"\nhistory digest (same seed, same digest): {summary['digest']}")
 
     trio.run(go, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def _progress_line(elapsed: float, statuses: Counter[str]) -> None:
+    """Rewrite one status line on the terminal as virtual time passes."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+    click.echo(f"\r\033[K  virtual time +{elapsed:4.0f}s  pods: {counts}", nl=False, err=True)
 
 
 @main.command()

@@ -17,6 +17,7 @@ import structlog
 import trio
 
 from actors import WorkTracker, open_supervisor
+from actors.timers import TimerService
 from controlplane import errors
 from controlplane.api import from_dict, load_yaml
 from controlplane.api.core import Namespace
@@ -24,8 +25,12 @@ from controlplane.api.meta import ObjectMeta
 from controlplane.chaos import Chaos
 from controlplane.client.local import LocalClient
 from controlplane.determinism import seeded_scheduler
-from controlplane.nodes import NodeTemplate, node_object
+from controlplane.machines import Machines
+from controlplane.nodes import NodeTemplate
+from controlplane.scheduler import Scheduler
 from controlplane.store import Store
+from runtime.images import Registry
+from runtime.network import Network
 
 __all__ = ["Cluster", "open_cluster"]
 
@@ -59,7 +64,8 @@ class Cluster:
 
     ``client`` is what components and tests write through (the Kubernetes API);
     the ``*_nowait`` reads, ``wait_for`` and ``settle`` are test conveniences that read the
-    store's current state directly.
+    store's current state directly. ``registry`` configures images (pull times, missing
+    images, programs) and ``network`` the simulated pod network (faults).
     """
 
     store: Store
@@ -67,6 +73,11 @@ class Cluster:
     chaos: Chaos
     rng: random.Random
     seed: int
+    registry: Registry
+    network: Network
+    timers: TimerService
+    machines: Machines
+    scheduler: Scheduler
     _tracker: WorkTracker
 
     async def apply(self, manifest: Manifest | Iterable[Manifest]) -> Any:
@@ -172,14 +183,27 @@ class Cluster:
         labels: Mapping[str, str] | None = None,
         taints: Iterable[Any] = (),
     ) -> Any:
-        """Register a Node with the given capacity; returns the stored Node."""
+        """Boot a machine whose kubelet registers Node ``name`` with this capacity;
+        returns the stored Node.
+
+        Raises:
+            errors.Invalid: a bad quantity or taint (nothing is started).
+            errors.AlreadyExists: the node exists already.
+        """
         template = NodeTemplate.build(
             cpu=cpu, memory=memory, pods=pods, labels=labels, taints=taints
         )
-        return await self.client.create(node_object(name, template))
+        return await self.machines.add(name, template)
 
     async def remove_node(self, name: str) -> None:
-        """Delete the Node object ``name``."""
+        """Shut node ``name``'s machine down and delete its Node object (its pods are
+        left to the controllers, as when a machine is decommissioned).
+
+        Raises:
+            errors.NotFound: there is no such node.
+        """
+        if name in self.machines:
+            await self.machines.remove(name)
         await self.client.delete("Node", name)
 
 
@@ -190,16 +214,20 @@ async def open_cluster(
     seed: int = 0,
     node_template: NodeTemplate | None = None,
     store_options: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
 ) -> AsyncIterator[Cluster]:
     """Start an in-process cluster; yield a :class:`Cluster`; stop everything on exit.
 
     Args:
-        nodes: how many Nodes to register (``node-1`` … ``node-N``), each with
-            ``node_template``'s capacity (4 CPU, 16 Gi, 110 pods by default).
+        nodes: how many machines to boot (``node-1`` … ``node-N``); each one's kubelet
+            registers its Node with ``node_template``'s capacity (4 CPU, 16 Gi,
+            110 pods by default).
         seed: the root of all randomness (uids, generated names, faults, trio's task
             scheduling): the same seed and workload give the same history.
         store_options: keyword arguments for :class:`controlplane.store.Store`
             (history limits, watch buffer sizes, bookmark interval).
+        registry: the images machines pull (default: any image pulls in about a second
+            and runs forever); also reachable as ``cluster.registry``.
 
     Runs under any trio clock; under ``MockClock(autojump_threshold=0)`` it runs in
     virtual time. The supervisor fails the block loudly if a component keeps crashing.
@@ -216,19 +244,43 @@ async def open_cluster(
         )
         async with open_supervisor(name="cluster") as supervisor:
             await supervisor.start_child("store", store.run)
+            timers = TimerService()
+            await supervisor.start_child("timers", timers.run)
             client = LocalClient(store)
-            cluster = Cluster(
-                store=store,
-                client=client,
-                chaos=Chaos(store=store, supervisor=supervisor),
-                rng=rng,
+            # Components' watches count as work for settle(); the user's do not.
+            components = LocalClient(store, track_work=True)
+            for ns in SYSTEM_NAMESPACES:
+                await client.create(Namespace(metadata=ObjectMeta(name=ns)))
+            scheduler = Scheduler(
+                components, rng=random.Random(f"{seed}:scheduler"), tracker=tracker
+            )
+            await supervisor.start_child("scheduler", scheduler.run)
+            network = Network(random.Random(f"{seed}:network"))
+            registry = registry or Registry()
+            machines = Machines(
+                supervisor=supervisor,
+                client=components,
+                timers=timers,
+                network=network,
+                registry=registry,
                 seed=seed,
                 tracker=tracker,
             )
-            for ns in SYSTEM_NAMESPACES:
-                await client.create(Namespace(metadata=ObjectMeta(name=ns)))
+            cluster = Cluster(
+                store=store,
+                client=client,
+                chaos=Chaos(store=store, supervisor=supervisor, machines=machines),
+                rng=rng,
+                seed=seed,
+                registry=registry,
+                network=network,
+                timers=timers,
+                machines=machines,
+                scheduler=scheduler,
+                tracker=tracker,
+            )
             for i in range(1, nodes + 1):
-                await client.create(node_object(f"node-{i}", template))
+                await machines.add(f"node-{i}", template)
             log.debug("cluster_started", seed=seed, nodes=nodes)
             try:
                 yield cluster

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "describe_containers",
+    "describe_event_rows",
     "event_rows",
     "format_table",
     "human_duration",
@@ -148,6 +150,61 @@ def event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def describe_event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]:
+    """The Events table of ``kubectl describe``: Type, Reason, Age, From, Message, with
+    repeated events shown once as ``4m (x3 over 6m)``, oldest first."""
+
+    def age(at: datetime | None) -> str:
+        return human_duration((now - at).total_seconds()) if at else "<unknown>"
+
+    def first_seen(e: Any) -> datetime | None:
+        return e.first_timestamp or e.event_time or e.last_timestamp
+
+    def last_seen(e: Any) -> datetime | None:
+        return e.last_timestamp or e.event_time or e.first_timestamp
+
+    def write_order(e: Any) -> int:
+        rv = e.metadata.resource_version
+        return int(rv) if rv and rv.isdigit() else 0
+
+    # Like kubectl: by when each was last seen; ties (timestamps are whole seconds) in
+    # the order they were written.
+    rows = [["Type", "Reason", "Age", "From", "Message"]]
+    for e in sorted(events, key=lambda e: (last_seen(e) or now, write_order(e))):
+        last = last_seen(e)
+        when = age(last)
+        if (e.count or 1) > 1:
+            when = f"{when} (x{e.count} over {age(first_seen(e))})"
+        source = e.source.component or e.reporting_component or ""
+        rows.append([e.type or "", e.reason or "", when, source, e.message or ""])
+    return rows
+
+
+def _state(state: Any) -> str:
+    if state.waiting is not None:
+        return f"Waiting ({state.waiting.reason})" if state.waiting.reason else "Waiting"
+    if state.running is not None:
+        return "Running"
+    if state.terminated is not None:
+        t = state.terminated
+        return f"Terminated ({t.reason or 'Error'}, exit code {t.exit_code})"
+    return "Unknown"
+
+
+def describe_containers(pod: Any) -> list[str]:
+    """One line per container status as ``kubectl describe`` reports it: state, last
+    state (where an OOMKill or crash shows once the container is backing off), restarts."""
+    lines = []
+    statuses = (*pod.status.init_container_statuses, *pod.status.container_statuses)
+    for cs in statuses:
+        line = f"{cs.name}: {_state(cs.state)}"
+        if cs.last_state.terminated is not None:
+            line += f", last {_state(cs.last_state)}"
+        line += f", ready={str(cs.ready).lower()}, restarts={cs.restart_count}"
+        lines.append(line)
+    return lines
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> str:

@@ -27,6 +27,8 @@ __all__ = [
     "ContainerNotFound",
     "ContainerRuntime",
     "ContainerState",
+    "ContainerStateError",
+    "ImageNotPresent",
     "ImagePullError",
     "ProbeResult",
     "RuntimeDown",
@@ -57,6 +59,16 @@ class ContainerNotFound(RuntimeError_):
 
 class SandboxNotFound(RuntimeError_):
     """No sandbox with that id (never created, or removed)."""
+
+
+class ImageNotPresent(RuntimeError_):
+    """A container was created from an image this machine has not pulled."""
+
+
+class ContainerStateError(RuntimeError_):
+    """The container's state does not allow the call: starting one that was already
+    started, removing or killing one that is not in the right state, removing a sandbox
+    that still has containers."""
 
 
 class RuntimeDown(RuntimeError_):
@@ -104,8 +116,8 @@ class ContainerInfo:
     """A snapshot of one container (``inspect``/``list_containers``).
 
     ``reason`` is set once it exited: ``Completed`` (exit 0), ``Error`` (non-zero),
-    ``OOMKilled`` (137 from the memory limit); ``message`` says more (e.g. the shell's
-    ``sh: foo: not found``).
+    ``OOMKilled`` (137 from the memory limit), ``Unknown`` (255: the machine went down
+    under it); ``message`` says more (e.g. the shell's ``sh: foo: not found``).
     """
 
     id: str

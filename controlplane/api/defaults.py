@@ -196,6 +196,17 @@ def default_pod_spec(spec: core.PodSpec) -> core.PodSpec:
     return defaulted
 
 
+def is_defaulted(spec: core.PodSpec) -> bool:
+    """Whether ``spec`` is known (by identity) to be the result of defaulting."""
+    return _DEFAULTED_SPECS.get(spec) is spec
+
+
+def remember_defaulted(spec: core.PodSpec) -> None:
+    """Record that ``spec`` needs no defaulting (it was derived from a defaulted spec by
+    a change defaulting does not look at, see :mod:`controlplane.api.binding`)."""
+    _DEFAULTED_SPECS.put(spec, spec)
+
+
 def _default_pod_spec(spec: core.PodSpec) -> core.PodSpec:
     changes: dict[str, Any] = {}
     if not spec.dns_policy:

@@ -25,7 +25,7 @@ class IdentityMemo(Generic[K, V]):
 
     __slots__ = ("_capacity", "_entries")
 
-    def __init__(self, capacity: int = 16384) -> None:
+    def __init__(self, capacity: int = 65536) -> None:
         if capacity < 1:
             raise ValueError(f"IdentityMemo capacity must be >= 1, not {capacity}")
         self._capacity = capacity

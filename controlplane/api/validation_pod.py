@@ -370,6 +370,17 @@ def check_pod_spec(path: str, spec: core.PodSpec, out: Causes) -> None:
         _VALID_SPECS.put(spec, True)
 
 
+def is_known_valid(spec: core.PodSpec) -> bool:
+    """Whether ``spec`` (this very object) was found valid."""
+    return bool(_VALID_SPECS.get(spec))
+
+
+def remember_valid(spec: core.PodSpec) -> None:
+    """Record that ``spec`` is valid without checking it: only for specs derived from a
+    valid one by a change checked elsewhere (see :mod:`controlplane.api.binding`)."""
+    _VALID_SPECS.put(spec, True)
+
+
 def _check_pod_spec(path: str, spec: core.PodSpec, out: Causes) -> None:
     volume_names: set[str] = set()
     for i, volume in enumerate(spec.volumes):

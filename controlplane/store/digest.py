@@ -101,6 +101,9 @@ class HistoryDigest:
             meta = obj.metadata
             content = 0
             for part in (meta.labels, meta.annotations, *[getattr(obj, n) for n in parts]):
+                if part.__class__ in _SCALARS:  # Event.reason, .message...: no memo churn
+                    content = (content * 31 + crc32(repr(part).encode())) & 0xFFFFFFFFFFFF
+                    continue
                 hit = memo.get(id(part))
                 if hit is None or hit[0] is not part:
                     if len(memo) >= _MEMO_LIMIT:

@@ -85,10 +85,13 @@ class History:
     def expire(self, now: float) -> float | None:
         """Drop changes older than ``max_age``; return when the next one expires, if any."""
         changes = self._changes
-        cutoff = now - self.max_age
-        while changes and changes[0].time <= cutoff:
+        max_age = self.max_age
+        # Compare ``time + max_age`` -- the very float the caller sleeps until -- not
+        # ``now - max_age``: (1.13 + 300) - 300 < 1.13, and a change that never quite
+        # expires would make the expiry loop spin with virtual time frozen.
+        while changes and changes[0].time + max_age <= now:
             self._floor = changes.popleft().revision
-        return changes[0].time + self.max_age if changes else None
+        return changes[0].time + max_age if changes else None
 
     def since(self, revision: int, current: int) -> Iterator[Change]:
         """The retained changes with revision ``> revision``, oldest first.

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from controlplane import errors
+from controlplane.api.binding import bound_pod_spec
 
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
@@ -110,8 +111,7 @@ def bind_pod(pod: Any, node_name: str, now: datetime) -> Any:
     conditions = [c for c in pod.status.conditions if c.type != "PodScheduled"]
     scheduled = _pod_condition_cls()(type="PodScheduled", status="True", last_transition_time=now)
     status = attrs.evolve(pod.status, conditions=(*conditions, scheduled))
-    spec = attrs.evolve(pod.spec, node_name=node_name)
-    return attrs.evolve(pod, spec=spec, status=status)
+    return attrs.evolve(pod, spec=bound_pod_spec(pod.spec, node_name), status=status)
 
 
 @functools.cache

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 from structlog.testing import capture_logs
 
 from actors import (
@@ -319,6 +320,59 @@ async def test_restart_child_restarts_a_running_child(
         assert await sup.restart_child("c") == 2
         assert child.cancelled_at == [2.0]
         assert child.starts == [0.0, 2.0]
+
+
+async def test_restart_child_soon_restarts_a_killed_child_without_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    child = Script(None, None)
+    async with open_supervisor() as sup:
+        await sup.start_child("c", child.run)
+        sup.kill_child("c")
+        await trio.sleep(1)
+        assert not sup.is_running("c")
+        sup.restart_child_soon("c")  # not async: returns before the restart
+        assert child.starts == [0.0]
+        await trio.lowlevel.checkpoint()
+        await trio.testing.wait_all_tasks_blocked()
+        assert child.starts == [0.0, 1.0]
+        assert sup.is_running("c")
+
+
+async def test_restart_child_soon_logs_a_failed_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    runs: list[int] = []
+
+    async def fails_second_time(
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        runs.append(1)
+        if len(runs) == 2:
+            raise Boom("cannot start")
+        task_status.started()
+        await trio.sleep_forever()
+
+    with capture_logs() as logs:
+        async with open_supervisor() as sup:
+            await sup.start_child("c", fails_second_time)
+            sup.restart_child_soon("c")
+            await trio.sleep(1)
+            assert not sup.is_running("c")
+    failed = [e for e in logs if e["event"] == "child_restart_failed"]
+    assert len(failed) == 1 and failed[0]["child"] == "c"
+
+
+async def test_remove_child_frees_the_name(autojump_clock: trio.testing.MockClock) -> None:
+    first, second = Script(None), Script(None)
+    async with open_supervisor() as sup:
+        await sup.start_child("c", first.run)
+        await sup.remove_child("c")
+        assert first.cancelled_at == [0.0]
+        assert sup.child_names() == ()
+        await sup.start_child("c", second.run)
+        assert sup.is_running("c")
+        await sup.remove_child("nope")  # unknown: nothing to do
 
 
 async def test_unknown_and_duplicate_names(autojump_clock: trio.testing.MockClock) -> None:

@@ -8,18 +8,33 @@ from click.testing import CliRunner
 from controlplane.cli import main
 
 
-def test_demo_shows_stored_objects_events_and_a_refusal():
+def test_demo_shows_pods_doing_what_pods_do_and_why():
     result = CliRunner().invoke(main, ["demo", "--seed", "7"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for kind in ("Namespace", "ConfigMap", "Deployment", "Service", "Pod"):
-        assert f"\n{kind} " in out
+    table = out[out.index("$ kubectl get pods") : out.index("Why --")]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:] if line.strip()}
+    assert rows["web-1"][1:3] == ["1/1", "Running"]
+    assert rows["web-2"][1:3] == ["1/1", "Running"]
+    assert rows["crashy"][2] == "CrashLoopBackOff" and int(rows["crashy"][3]) >= 4
+    assert rows["batch"][2] == "Completed"
+    assert rows["hungry"][2] == "Pending" and rows["hungry"][5] == "<none>"
+    assert rows["leaky"][2] in ("CrashLoopBackOff", "OOMKilled")
+    assert rows["typo"][2] in ("ImagePullBackOff", "ErrImagePull")
+    assert "last Terminated (OOMKilled, exit code 137)" in out
+    assert "0/3 nodes are available: 3 Insufficient cpu." in out
+    assert "Back-off restarting failed container app in pod crashy_default" in out
+    assert 'Failed to pull image "registry.example.com/ngnix:1.27"' in out
     refusal = 'spec.containers[0].resources.limits.cpu: invalid quantity "5x"'
     assert f'Invalid: Pod "bad" is invalid: {refusal}' in out
-    assert "ADDED" in out and "DELETED" in out
-    assert "progressDeadlineSeconds: 600" in out  # defaulted by admission
     again = CliRunner().invoke(main, ["demo", "--seed", "7"])
     assert again.output == out  # deterministic from the seed
+
+
+def test_demo_scales_with_load_pods():
+    result = CliRunner().invoke(main, ["demo", "--nodes", "5", "--pods", "60", "--minutes", "1"])
+    assert result.exit_code == 0, result.output
+    assert "... and 60 load pods: 60 Running" in result.output
 
 
 def test_apply_prints_what_was_stored(tmp_path):

@@ -4,7 +4,14 @@ from typing import Any
 import pytest
 
 from controlplane.api import from_dict
-from controlplane.printers import format_table, human_duration, pod_row, pod_status_reason
+from controlplane.printers import (
+    describe_containers,
+    describe_event_rows,
+    format_table,
+    human_duration,
+    pod_row,
+    pod_status_reason,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -135,3 +142,54 @@ def test_format_table_pads_columns() -> None:
 def test_row_ages_are_relative_to_now() -> None:
     p = pod({"phase": "Pending"})
     assert pod_row(p, NOW + timedelta(hours=1))[4] == "65m"
+
+
+def event(name: str, reason: str, first: str, last: str, count: int, rv: str) -> Any:
+    return from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "default", "resourceVersion": rv},
+            "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "default"},
+            "reason": reason,
+            "message": f"{reason} happened",
+            "type": "Normal",
+            "source": {"component": "kubelet"},
+            "firstTimestamp": first,
+            "lastTimestamp": last,
+            "count": count,
+        }
+    )
+
+
+def test_describe_events_aggregate_repeats_and_sort_by_last_seen_then_write_order() -> None:
+    rows = describe_event_rows(
+        [
+            event("b", "Started", "2026-01-01T11:50:00Z", "2026-01-01T11:58:00Z", 3, "9"),
+            event("z", "Pulling", "2026-01-01T11:50:00Z", "2026-01-01T11:50:00Z", 1, "4"),
+            event("a", "Pulled", "2026-01-01T11:50:00Z", "2026-01-01T11:50:00Z", 1, "5"),
+        ],
+        NOW,
+    )
+    assert rows[0] == ["Type", "Reason", "Age", "From", "Message"]
+    assert [r[1] for r in rows[1:]] == ["Pulling", "Pulled", "Started"]
+    assert rows[3][2] == "2m (x3 over 10m)"
+    assert rows[1][2:] == ["10m", "kubelet", "Pulling happened"]
+
+
+def test_describe_containers_shows_the_last_state_of_a_crashed_container() -> None:
+    p = pod(
+        {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    **cs("c0", {"waiting": {"reason": "CrashLoopBackOff"}}, restarts=4),
+                    "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                }
+            ],
+        }
+    )
+    assert describe_containers(p) == [
+        "c0: Waiting (CrashLoopBackOff), last Terminated (OOMKilled, exit code 137),"
+        " ready=false, restarts=4"
+    ]

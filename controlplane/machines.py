@@ -1,0 +1,163 @@
+"""The cluster's machines: for each node a container engine and a kubelet, supervised.
+
+A node is two supervised children, ``runtime/<node>`` (the engine, hosting user
+programs) and ``kubelet/<node>``, so a kubelet that crashes and is restarted finds its
+containers still running -- as on a real machine, where the container engine outlives a
+kubelet restart. Chaos acts on a whole machine: ``crash`` takes both down (containers
+exit, the lease stops being renewed), ``restart`` brings the engine back with what it
+still knows and a kubelet that adopts it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
+import structlog
+
+from actors import Supervisor, WorkTracker
+from actors.timers import TimerService
+from controlplane import errors
+from controlplane.client.protocol import Client
+from controlplane.kubelet import Kubelet
+from controlplane.nodes import NodeTemplate
+from runtime.fake import FakeRuntime
+from runtime.images import Registry
+from runtime.network import Network
+
+__all__ = ["Machine", "Machines"]
+
+log = structlog.get_logger(__name__)
+
+
+@attrs.define(eq=False)
+class Machine:
+    """One node's engine and kubelet (the same objects across restarts)."""
+
+    name: str
+    runtime: FakeRuntime
+    kubelet: Kubelet
+
+    @property
+    def runtime_child(self) -> str:
+        return f"runtime/{self.name}"
+
+    @property
+    def kubelet_child(self) -> str:
+        return f"kubelet/{self.name}"
+
+
+class Machines:
+    """Adds, removes, crashes and restarts nodes; looks machines up by node name.
+
+    Args:
+        supervisor: where the machines' children run.
+        client: the components' client (``track_work=True``).
+        timers, network, registry: shared by every machine.
+        seed: each machine draws from its own ``Random(f"{seed}:node:{name}")``, so adding
+            a node does not shift the randomness of the others.
+        tracker: the harness's work tracker (kubelets count their queued work on it).
+    """
+
+    def __init__(
+        self,
+        *,
+        supervisor: Supervisor,
+        client: Client,
+        timers: TimerService,
+        network: Network,
+        registry: Registry,
+        seed: int,
+        tracker: WorkTracker,
+    ) -> None:
+        self._supervisor = supervisor
+        self._client = client
+        self._timers = timers
+        self._network = network
+        self._registry = registry
+        self._seed = seed
+        self._tracker = tracker
+        self._machines: dict[str, Machine] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._machines
+
+    def names(self) -> list[str]:
+        return list(self._machines)
+
+    def get(self, name: str) -> Machine:
+        """The machine of node ``name``.
+
+        Raises:
+            errors.NotFound: no such node was added (or it was removed).
+        """
+        try:
+            return self._machines[name]
+        except KeyError:
+            raise errors.NotFound(
+                f'node "{name}" has no machine in this cluster', kind="Node", name=name
+            ) from None
+
+    async def add(self, name: str, template: NodeTemplate) -> Any:
+        """Boot a machine for node ``name``; returns the Node its kubelet registered.
+
+        Raises:
+            errors.AlreadyExists: a machine of that name is running.
+        """
+        if name in self._machines:
+            raise errors.AlreadyExists(
+                f'node "{name}" already has a machine', kind="Node", name=name
+            )
+        host = self._network.add_host(name)
+        rng = random.Random(f"{self._seed}:node:{name}")
+        engine = FakeRuntime(
+            name, registry=self._registry, network=self._network, timers=self._timers, rng=rng
+        )
+        kubelet = Kubelet(
+            self._client,
+            engine,
+            self._timers,
+            node_name=name,
+            rng=rng,
+            template=template,
+            host_ip=host.ip,
+            tracker=self._tracker,
+        )
+        machine = Machine(name=name, runtime=engine, kubelet=kubelet)
+        self._machines[name] = machine
+        try:
+            await self._supervisor.start_child(machine.runtime_child, engine.run)
+            await self._supervisor.start_child(machine.kubelet_child, kubelet.run)
+        except BaseException:
+            await self._forget(machine)
+            raise
+        return await self._client.get("Node", name)
+
+    async def remove(self, name: str) -> None:
+        """Shut the machine down (kubelet, then engine) and forget it. The Node object
+        is not touched here: deleting it is the caller's business."""
+        await self._forget(self.get(name))
+
+    async def _forget(self, machine: Machine) -> None:
+        await self._supervisor.remove_child(machine.kubelet_child)
+        await self._supervisor.remove_child(machine.runtime_child)
+        self._network.remove_host(machine.name)
+        self._machines.pop(machine.name, None)
+
+    def crash(self, name: str) -> None:
+        """Power loss: the kubelet stops at once (no cleanup beyond trio's), every
+        container exits, the lease is no longer renewed."""
+        machine = self.get(name)
+        self._supervisor.kill_child(machine.kubelet_child)
+        machine.runtime.crash()
+        log.info("node_crashed", node=name)
+
+    def restart(self, name: str) -> None:
+        """Boot a crashed (or running) machine again: the engine comes back with its
+        images and exited containers, and a kubelet starts that adopts them."""
+        machine = self.get(name)
+        machine.runtime.recover()
+        machine.kubelet.resume()
+        self._supervisor.restart_child_soon(machine.kubelet_child)
+        log.info("node_restarted", node=name)

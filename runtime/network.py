@@ -1,0 +1,422 @@
+"""The simulated network: per-host address ranges, listeners, request/response, faults.
+
+Each host registered with :meth:`Network.add_host` gets a ``/24`` for its sandboxes
+(the first 256 hosts get ``10.244.<n>.0/24`` like a kubeadm/flannel cluster; the range
+continues through ``10.128.0.0/9``, room for 32,768 hosts) and a host IP in
+``172.16.0.0/12``. Addresses are handed out like CNI host-local IPAM: ``.1`` is the
+gateway, ``.2`` to ``.254`` go to sandboxes, continuing after the last one given so that a
+released address is not reused at once.
+
+A request is two messages (request, response) carried in the *caller's* task: each may
+be delayed, dropped or cut off by a partition; a lost message shows up as
+:class:`NetworkTimeout` when the caller's timeout ends, as on a real network. An address
+nobody holds gives :class:`HostUnreachable` and a port nobody listens on
+:class:`ConnectionRefused`, both at once.
+
+Extension point: before delivery, :meth:`Network._route` passes the destination through
+every translator added with :meth:`Network.add_translator` — where virtual IPs
+(Services) and a proxy's DNAT plug in. None are built in.
+"""
+
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeAlias
+
+import attrs
+import structlog
+import trio
+
+from runtime.cri import RuntimeError_
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AddressInUse",
+    "ConnectionRefused",
+    "ConnectionReset",
+    "Fault",
+    "Handler",
+    "HostInfo",
+    "HostUnreachable",
+    "Listener",
+    "Network",
+    "NetworkError",
+    "NetworkTimeout",
+    "Translator",
+]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+
+Handler: TypeAlias = Callable[[bytes, str], bytes | Awaitable[bytes]]
+"""``handler(payload, src_ip)`` returns the response (sync, or a coroutine)."""
+
+Translator: TypeAlias = Callable[[str, str, int], tuple[str, int] | None]
+"""``translate(src_ip, dst_ip, port)`` returns a new ``(dst_ip, port)`` or None."""
+
+
+class NetworkError(RuntimeError_):
+    """Root of the simulated network's errors."""
+
+
+class ConnectionRefused(NetworkError):
+    """The address is up but nothing listens on that port."""
+
+
+class HostUnreachable(NetworkError):
+    """No host holds that address (never assigned, or released)."""
+
+
+class NetworkTimeout(NetworkError):
+    """No response within the timeout (lost to a drop, a partition or a host that is
+    down, or a slow handler)."""
+
+
+class ConnectionReset(NetworkError):
+    """The listening program failed while handling the request (``__cause__`` says how)."""
+
+
+class AddressInUse(NetworkError):
+    """Something already listens on that address and port."""
+
+
+@attrs.frozen
+class HostInfo:
+    """A host's place on the network: its sandbox range and its own address."""
+
+    name: str
+    cidr: str
+    ip: str
+
+
+@attrs.frozen
+class _Rule:
+    kind: str  # "drop" | "delay" | "partition"
+    value: float
+    src: frozenset[str | None] | None
+    dst: frozenset[str | None] | None
+
+    def matches(self, src: str | None, dst: str | None) -> bool:
+        if self.kind == "partition":
+            a, b = self.src, self.dst
+            assert a is not None
+            if b is None:  # `a` against everyone else
+                return (src in a) != (dst in a)
+            return (src in a and dst in b) or (src in b and dst in a)
+        return (self.src is None or src in self.src) and (self.dst is None or dst in self.dst)
+
+
+class Fault:
+    """A handle to an active fault (or translator); :meth:`remove` ends it (idempotent)."""
+
+    __slots__ = ("_key", "_table")
+
+    def __init__(self, table: dict[int, object], key: int) -> None:
+        self._table = table
+        self._key = key
+
+    def remove(self) -> None:
+        self._table.pop(self._key, None)
+
+    @property
+    def active(self) -> bool:
+        return self._key in self._table
+
+
+class Listener:
+    """A program serving ``ip:port``; :meth:`close` stops it (idempotent)."""
+
+    __slots__ = ("_network", "handler", "ip", "port")
+
+    def __init__(self, network: Network, ip: str, port: int, handler: Handler) -> None:
+        self._network = network
+        self.ip = ip
+        self.port = port
+        self.handler = handler
+
+    def close(self) -> None:
+        listeners = self._network._listeners
+        if listeners.get((self.ip, self.port)) is self:
+            del listeners[(self.ip, self.port)]
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.ip}:{self.port}>"
+
+
+class _Host:
+    __slots__ = ("allocated", "base", "cursor", "info", "up")
+
+    def __init__(self, info: HostInfo, base: int) -> None:
+        self.info = info
+        self.base = base  # the /24's network address as an int
+        self.allocated: set[int] = set()  # host parts (2..254) in use
+        self.cursor = 1  # the last host part handed out
+        self.up = True
+
+
+def _as_set(hosts: str | Iterable[str] | None) -> frozenset[str | None] | None:
+    if hosts is None:
+        return None
+    if isinstance(hosts, str):
+        return frozenset({hosts})
+    return frozenset(hosts)
+
+
+class Network:
+    """One simulated network shared by every host.
+
+    Args:
+      rng: the only source of randomness (which messages a ``drop`` fault loses).
+      cluster_cidr: where hosts' ``/24`` ranges come from.
+      first_host_subnet: the ``/24`` the first host gets; later hosts follow, wrapping
+        around inside ``cluster_cidr``.
+      host_cidr: where the hosts' own addresses come from.
+    """
+
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        cluster_cidr: str = "10.128.0.0/9",
+        first_host_subnet: str = "10.244.0.0",
+        host_cidr: str = "172.16.0.0/12",
+    ) -> None:
+        self._rng = rng
+        self._log = log.bind(component="network")
+        cluster = ipaddress.IPv4Network(cluster_cidr)
+        if cluster.prefixlen > 24:
+            raise ValueError(f"cluster_cidr: must be /24 or larger, got {cluster_cidr!r}")
+        first = ipaddress.IPv4Address(first_host_subnet)
+        if first not in cluster:
+            raise ValueError(f"first_host_subnet: {first_host_subnet!r} not in {cluster_cidr!r}")
+        self._cluster_base = int(cluster.network_address)
+        self._subnets = 1 << (24 - cluster.prefixlen)
+        self._first = (int(first) - self._cluster_base) >> 8
+        self._host_net = ipaddress.IPv4Network(host_cidr)
+        self._hosts: dict[str, _Host] = {}
+        self._next_index = 0
+        self._ips: dict[str, _Host] = {}  # every assigned address -> its host
+        self._listeners: dict[tuple[str, int], Listener] = {}
+        self._rules: dict[int, object] = {}  # id -> _Rule, in the order added
+        self._translators: dict[int, object] = {}  # id -> Translator, in the order added
+        self._seq = 0
+
+    # ----- hosts and addresses -----
+
+    def add_host(self, host: str) -> HostInfo:
+        """Give ``host`` its address range and address (again the same ones if it was
+        added before). Raises NetworkError when the cluster range is used up."""
+        existing = self._hosts.get(host)
+        if existing is not None:
+            return existing.info
+        index = self._next_index
+        if index >= self._subnets or index + 2 >= self._host_net.num_addresses:
+            raise NetworkError(f"no address range left for host {host!r}")
+        self._next_index += 1
+        base = self._cluster_base + (((self._first + index) % self._subnets) << 8)
+        host_ip = str(self._host_net.network_address + index + 1)
+        info = HostInfo(host, f"{ipaddress.IPv4Address(base)}/24", host_ip)
+        state = _Host(info, base)
+        self._hosts[host] = state
+        self._ips[host_ip] = state
+        self._log.debug("host_added", host=host, cidr=info.cidr, ip=host_ip)
+        return info
+
+    def remove_host(self, host: str) -> None:
+        """Forget ``host``: its addresses stop answering (HostUnreachable) and its
+        listeners close. Its range is not reused. Does nothing for an unknown host."""
+        state = self._hosts.pop(host, None)
+        if state is None:
+            return
+        for ip in [ip for ip, owner in self._ips.items() if owner is state]:
+            self._drop_ip(ip)
+
+    def host(self, host: str) -> HostInfo:
+        """The network identity of ``host``. Raises NetworkError if it was never added."""
+        return self._host(host).info
+
+    def set_host_up(self, host: str, up: bool) -> None:
+        """Take ``host`` off the network (its machine is down: every message to or from
+        it is lost) or bring it back."""
+        self._host(host).up = up
+
+    def allocate_ip(self, host: str) -> str:
+        """A free sandbox address on ``host``. Raises NetworkError when none is left."""
+        state = self._host(host)
+        for step in range(1, 254):
+            part = (state.cursor - 2 + step) % 253 + 2  # cycles through 2..254
+            if part not in state.allocated:
+                state.allocated.add(part)
+                state.cursor = part
+                ip = str(ipaddress.IPv4Address(state.base + part))
+                self._ips[ip] = state
+                return ip
+        raise NetworkError(f"no free address in {state.info.cidr} on host {host!r}")
+
+    def release_ip(self, ip: str) -> None:
+        """Give a sandbox address back; its listeners close. Idempotent."""
+        state = self._ips.get(ip)
+        if state is None or ip == state.info.ip:
+            return
+        state.allocated.discard(int(ipaddress.IPv4Address(ip)) - state.base)
+        self._drop_ip(ip)
+
+    def host_of(self, ip: str) -> str | None:
+        """The host holding ``ip`` (sandbox or host address), or None."""
+        state = self._ips.get(ip)
+        return None if state is None else state.info.name
+
+    def _drop_ip(self, ip: str) -> None:
+        del self._ips[ip]
+        for key in [key for key in self._listeners if key[0] == ip]:
+            del self._listeners[key]
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            raise NetworkError(f"unknown host {host!r}")
+        return state
+
+    # ----- listening and requests -----
+
+    def listen(self, ip: str, port: int, handler: Handler) -> Listener:
+        """Serve ``ip:port`` with ``handler``. Raises NetworkError if ``ip`` is not
+        assigned or the port is invalid, AddressInUse if it is taken."""
+        if ip not in self._ips:
+            raise NetworkError(f"cannot listen on {ip}:{port}: address not assigned")
+        if not 0 < port < 65536:
+            raise NetworkError(f"cannot listen on {ip}:{port}: invalid port")
+        if (ip, port) in self._listeners:
+            raise AddressInUse(f"address already in use: {ip}:{port}")
+        listener = Listener(self, ip, port, handler)
+        self._listeners[(ip, port)] = listener
+        return listener
+
+    def is_listening(self, ip: str, port: int) -> bool:
+        """Whether something serves ``ip:port`` (what a TCP check would see)."""
+        return (ip, port) in self._listeners
+
+    async def request(
+        self,
+        src_ip: str,
+        dst_ip: str,
+        port: int,
+        payload: bytes,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - a socket timeout: part of the API
+    ) -> bytes:
+        """Send ``payload`` from ``src_ip`` to ``dst_ip:port`` and return the response.
+
+        ``src_ip`` need not be assigned (traffic from outside the hosts). Raises
+        HostUnreachable, ConnectionRefused, NetworkTimeout (after ``timeout`` seconds)
+        or ConnectionReset (the handler raised).
+        """
+        await trio.lowlevel.checkpoint()
+        dst_ip, port = self._route(src_ip, dst_ip, port)
+        with trio.move_on_after(timeout):
+            return await self._exchange(src_ip, dst_ip, port, payload)
+        raise NetworkTimeout(f"request to {dst_ip}:{port} timed out after {timeout:g}s")
+
+    async def _exchange(self, src_ip: str, dst_ip: str, port: int, payload: bytes) -> bytes:
+        dst = self._ips.get(dst_ip)
+        if dst is None:
+            raise HostUnreachable(f"no route to host {dst_ip}")
+        src = self._ips.get(src_ip)
+        await self._carry(src, dst)
+        listener = self._listeners.get((dst_ip, port))
+        if listener is None:
+            await self._carry(dst, src)
+            raise ConnectionRefused(f"connection refused: {dst_ip}:{port}")
+        try:
+            response = listener.handler(payload, src_ip)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as exc:
+            raise ConnectionReset(f"connection reset by {dst_ip}:{port}: {exc!r}") from exc
+        await self._carry(dst, src)
+        return response
+
+    async def _carry(self, src: _Host | None, dst: _Host | None) -> None:
+        """Deliver one message from ``src`` to ``dst`` (None: outside every host):
+        returns after its delay, or never if it is lost."""
+        if (src is not None and not src.up) or (dst is not None and not dst.up):
+            await trio.sleep_forever()
+        s = None if src is None else src.info.name
+        d = None if dst is None else dst.info.name
+        delay = 0.0
+        for rule in self._rules.values():
+            assert isinstance(rule, _Rule)
+            if not rule.matches(s, d):
+                continue
+            if rule.kind == "partition":
+                await trio.sleep_forever()
+            elif rule.kind == "drop":
+                if self._rng.random() < rule.value:
+                    await trio.sleep_forever()
+            else:
+                delay += rule.value
+        if delay:
+            await trio.sleep(delay)
+
+    # ----- faults -----
+
+    def drop(
+        self,
+        fraction: float,
+        *,
+        src: str | Iterable[str] | None = None,
+        dst: str | Iterable[str] | None = None,
+    ) -> Fault:
+        """Lose ``fraction`` of the messages from hosts ``src`` to hosts ``dst`` (None:
+        any, including outside traffic), chosen with the network's rng."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction: must be between 0 and 1, got {fraction!r}")
+        return self._add_rule(_Rule("drop", fraction, _as_set(src), _as_set(dst)))
+
+    def delay(
+        self,
+        seconds: float,
+        *,
+        src: str | Iterable[str] | None = None,
+        dst: str | Iterable[str] | None = None,
+    ) -> Fault:
+        """Delay each message from ``src`` to ``dst`` by ``seconds`` (one way: a request
+        whose both directions match takes twice that longer)."""
+        if seconds < 0:
+            raise ValueError(f"seconds: must be >= 0, got {seconds!r}")
+        return self._add_rule(_Rule("delay", seconds, _as_set(src), _as_set(dst)))
+
+    def partition(self, a: str | Iterable[str], b: str | Iterable[str] | None = None) -> Fault:
+        """Cut every message between hosts ``a`` and hosts ``b``, both ways (``b`` None:
+        between ``a`` and everything else, outside traffic included)."""
+        side_a = _as_set(a)
+        assert side_a is not None
+        return self._add_rule(_Rule("partition", 0.0, side_a, _as_set(b)))
+
+    def _add_rule(self, rule: _Rule) -> Fault:
+        self._seq += 1
+        self._rules[self._seq] = rule
+        self._log.info("network_fault_added", fault=rule.kind, value=rule.value)
+        return Fault(self._rules, self._seq)
+
+    # ----- routing (extension point) -----
+
+    def add_translator(self, translate: Translator) -> Fault:
+        """Route requests through ``translate(src_ip, dst_ip, port)``: it returns a new
+        destination, or None to leave it. Translators run in the order added; remove
+        with the returned handle. This is where virtual IPs plug in."""
+        self._seq += 1
+        self._translators[self._seq] = translate
+        return Fault(self._translators, self._seq)
+
+    def _route(self, src_ip: str, dst_ip: str, port: int) -> tuple[str, int]:
+        for translate in self._translators.values():
+            assert callable(translate)
+            out = translate(src_ip, dst_ip, port)
+            if out is not None:
+                dst_ip, port = out
+        return dst_ip, port
