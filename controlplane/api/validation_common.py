@@ -106,6 +106,8 @@ PERCENT = re.compile(r"[0-9]+%")
 
 def dns1123_label(value: str) -> list[str]:
     """Why ``value`` is not a DNS-1123 label (empty if it is)."""
+    if len(value) <= 63 and _DNS1123_LABEL.fullmatch(value):
+        return []  # the common case, checked on every write: one match, no more
     problems = []
     if len(value) > 63:
         problems.append("must be no more than 63 characters")
@@ -116,6 +118,8 @@ def dns1123_label(value: str) -> list[str]:
 
 def dns1123_subdomain(value: str) -> list[str]:
     """Why ``value`` is not a DNS-1123 subdomain (empty if it is)."""
+    if len(value) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(value):
+        return []
     problems = []
     if len(value) > 253:
         problems.append("must be no more than 253 characters")
@@ -144,7 +148,9 @@ _SUBDOMAIN = dns1123_subdomain
 
 
 def check_name(path: str, value: str, rule: Callable[[str], list[str]], out: Causes) -> None:
-    out.extend(invalid(path, value, problem) for problem in rule(value))
+    problems = rule(value)
+    if problems:
+        out.extend(invalid(path, value, problem) for problem in problems)
 
 
 def check_port(path: str, port: int, out: Causes) -> None:

@@ -2,16 +2,17 @@
 
 Same seed + same workload must give the same digest; a different generated name or uid
 must change it. Each write folds in its revision, event type, kind, namespace, name,
-uid, resourceVersion, generation and a cheap content fingerprint: a CRC over the labels,
-annotations, finalizers, owner references and deletion timestamp, and over the *top-level
-scalars* of each other part (``spec.nodeName``, ``spec.replicas``, ``status.phase``,
-``status.podIP`` ...; nested structs count only by their length). A full ``repr`` of a
-defaulted PodSpec costs ~60 µs, far too much per write; changes deeper in a spec are
+uid, resourceVersion, generation and a cheap content fingerprint: the finalizers, owner
+references and deletion timestamp, and the *top-level scalars* of each other part
+(``spec.nodeName``, ``spec.replicas``, ``status.phase``, ``status.podIP``, an Event's
+reason and message ...; nested structs count only by their length). A full ``repr`` of
+a defaulted PodSpec costs ~60 µs, far too much per write; changes deeper in a spec are
 still seen through ``generation``. Everything is deterministic across processes (no
-``hash()`` of strings, which follows ``PYTHONHASHSEED``). Parts are memoised by
-identity, so pods stamped from one template cost a few dictionary look-ups. Writes are
-folded in batches, so the write path only appends a tuple (the batch keeps at most
-``_BATCH`` objects alive).
+``hash()`` of strings, which follows ``PYTHONHASHSEED``). Parts that objects share
+(specs stamped from a template, label maps) are fingerprinted once and memoised by
+identity; parts new with each write go straight into the hashed line. Writes are folded
+in batches, so the write path only appends a tuple (the batch keeps at most ``_BATCH``
+objects alive).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+
+from controlplane.api.frozen import FrozenDict
 
 __all__ = ["HistoryDigest"]
 
@@ -56,6 +59,9 @@ def _shallow(part: Any) -> Any:
 
 
 _BATCH = 1024
+
+#: Part classes that many objects share by identity (besides ``*Spec`` classes).
+_SHARED = frozenset({FrozenDict})
 
 
 class HistoryDigest:
@@ -99,23 +105,29 @@ class HistoryDigest:
                     a.name for a in attrs.fields(cls) if a.name != "metadata"
                 )
             meta = obj.metadata
-            content = 0
+            fields: list[Any] = []
             for part in (meta.labels, meta.annotations, *[getattr(obj, n) for n in parts]):
-                if part.__class__ in _SCALARS:  # Event.reason, .message...: no memo churn
-                    content = (content * 31 + crc32(repr(part).encode())) & 0xFFFFFFFFFFFF
-                    continue
-                hit = memo.get(id(part))
-                if hit is None or hit[0] is not part:
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    hit = memo[id(part)] = (part, crc32(repr(_shallow(part)).encode()))
-                content = (content * 31 + hit[1]) & 0xFFFFFFFFFFFF
+                part_cls = part.__class__
+                if part_cls in _SCALARS:
+                    fields.append(part)
+                elif part_cls in _SHARED or part_cls.__name__.endswith("Spec"):
+                    # Shared between objects (template specs, label maps): fingerprint
+                    # once per object, by identity.
+                    hit = memo.get(id(part))
+                    if hit is None or hit[0] is not part:
+                        if len(memo) >= _MEMO_LIMIT:
+                            memo.clear()
+                        hit = memo[id(part)] = (part, crc32(repr(_shallow(part)).encode()))
+                    fields.append(hit[1])
+                else:
+                    # New with nearly every write (a status, an Event's parts): a memo
+                    # entry would never be hit again, so put its scalars in the line.
+                    fields.append(_shallow(part))
             if meta.finalizers or meta.owner_references or meta.deletion_timestamp is not None:
-                extra = (meta.finalizers, meta.owner_references, meta.deletion_timestamp)
-                content ^= crc32(repr(extra).encode())
+                fields.append((meta.finalizers, meta.owner_references, meta.deletion_timestamp))
             lines.append(
                 f"{revision}|{type}|{kind}|{meta.namespace}|{meta.name}|{meta.uid}"
-                f"|{meta.resource_version}|{meta.generation}|{content:x}\n"
+                f"|{meta.resource_version}|{meta.generation}|{fields!r}\n"
             )
         pending.clear()
         self._hash.update("".join(lines).encode())
