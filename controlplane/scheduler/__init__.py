@@ -7,7 +7,9 @@ Wire it with ``Scheduler(client, rng=..., tracker=...)`` and
 - ``podinfo`` / ``affinity``: a pod digested once (requests, compiled selectors);
 - ``snapshot``: NodeInfos kept incrementally, with the assume cache;
 - ``interface`` / ``plugins``: the plugin contract and the default plugins;
-- ``framework``: sampling, filters, scores, host selection; ``messages``: FitError text;
+- ``framework``: sampling, filters, scores, host selection (with an exact fast path for
+  the default profile: resource plugins folded into one memo per request vector, read
+  through the snapshot's flat ``resource_keys``); ``messages``: FitError text;
 - ``queue``: active / backoff / unschedulable; ``events``: correlated Events;
 - ``scheduler``: the actor that wires informers, queue, framework and binding.
 

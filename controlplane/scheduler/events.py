@@ -53,6 +53,7 @@ class EventRecorder:
     ) -> None:
         self._client = client
         self.component = component
+        self._source = EventSource(component=component)
         self._seen: OrderedDict[tuple[str, str, str, str], Event] = OrderedDict()
         self._log = logger if logger is not None else log.bind(component=component)
         #: events that could not be written (best effort, see the module docstring)
@@ -75,9 +76,9 @@ class EventRecorder:
                         attrs.evolve(previous, count=(previous.count or 1) + 1, last_timestamp=wall)
                     )
                 except (errors.Conflict, errors.NotFound):
-                    stored = await self._create(obj, type_, reason, message, action, now)
+                    stored = await self._create(obj, type_, reason, message, action, now, wall)
             else:
-                stored = await self._create(obj, type_, reason, message, action, now)
+                stored = await self._create(obj, type_, reason, message, action, now, wall)
         except errors.ApiError as exc:
             self.dropped += 1
             self._log.info(
@@ -94,10 +95,16 @@ class EventRecorder:
         return stored
 
     async def _create(
-        self, obj: Any, type_: str, reason: str, message: str, action: str | None, now: float
+        self,
+        obj: Any,
+        type_: str,
+        reason: str,
+        message: str,
+        action: str | None,
+        now: float,
+        wall: Any,
     ) -> Event:
         meta = obj.metadata
-        wall = to_wall(now)
         nanos = _EPOCH_NANOS + round(now * 1_000_000_000)
         for _ in range(8):
             event = Event(
@@ -112,7 +119,7 @@ class EventRecorder:
                 ),
                 reason=reason,
                 message=message,
-                source=EventSource(component=self.component),
+                source=self._source,
                 first_timestamp=wall,
                 last_timestamp=wall,
                 count=1,

@@ -71,6 +71,11 @@ def _container_requests(container: Container, field: str, index: int) -> tuple[i
     return cpu, mem, nz_cpu, nz_mem
 
 
+#: ``(containers, init_containers, requests)`` of the last valid pod_requests call: pods
+#: stamped from one template (and their bound copies) share these tuples.
+_last: tuple[Any, Any, Requests] = ((), (), Requests())
+
+
 def pod_requests(pod: Pod) -> Requests:
     """The pod's effective requests (sum of containers, init container max rule).
 
@@ -78,6 +83,19 @@ def pod_requests(pod: Pod) -> Requests:
         InvalidRequests: a request is negative or not a quantity; the message names the
             field (``spec.containers[0].resources.requests.cpu: must be non-negative``).
     """
+    global _last
+    spec = pod.spec
+    containers, init_containers = spec.containers, spec.init_containers
+    last = _last
+    if containers is last[0] and init_containers is last[1]:
+        return last[2]
+    requests = _pod_requests(pod)
+    if type(containers) is tuple and type(init_containers) is tuple:  # immutable: safe
+        _last = (containers, init_containers, requests)
+    return requests
+
+
+def _pod_requests(pod: Pod) -> Requests:
     total = [0, 0, 0, 0]
     for i, container in enumerate(pod.spec.containers):
         for j, v in enumerate(_container_requests(container, "containers", i)):

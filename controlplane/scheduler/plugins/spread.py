@@ -50,7 +50,8 @@ class DefaultPodTopologySpread:
         key = pod.spread_key
         if key is None or not nodes:
             return SKIP
-        present = {n.zone for n in nodes}
+        # (a cluster without zone labels at all needs no look at each node for them)
+        present = {n.zone for n in nodes} if snapshot is None or snapshot.zoned else {None}
         zoned = present != {None}
         zones: dict[str, int] = {}
         if zoned:
@@ -101,4 +102,6 @@ class DefaultPodTopologySpread:
             scores[:] = [MAX_NODE_SCORE] * len(scores)
             return
         lowest = min(scores)
-        scores[:] = [MAX_NODE_SCORE * (highest + lowest - s) // highest for s in scores]
+        # scores take few distinct values (pod counts): normalise each once
+        table = {s: MAX_NODE_SCORE * (highest + lowest - s) // highest for s in set(scores)}
+        scores[:] = map(table.__getitem__, scores)

@@ -92,3 +92,19 @@ def test_spread_key_is_the_controller_owner():
 def test_priority_absent_is_zero():
     assert PodInfo.from_pod(make_pod()).priority == 0
     assert PodInfo.from_pod(make_pod(priority=1000)).priority == 1000
+
+
+def test_requests_of_pods_sharing_containers_are_computed_once_and_stay_right():
+    import attrs
+
+    a = make_pod("a", cpu="250m", memory="1Gi")
+    b = make_pod("b", cpu="1", memory="2Gi")
+    bound_a = attrs.evolve(a, spec=attrs.evolve(a.spec, node_name="n1"))  # shares containers
+    first = pod_requests(a)
+    assert pod_requests(bound_a) is first  # the same container tuples: memoised
+    assert pod_requests(b) == Requests(1000, 2 * GI, 1000, 2 * GI)
+    assert pod_requests(a) == first == Requests(250, GI, 250, GI)
+    bad = make_pod("c", cpu="-1")
+    for _ in range(2):  # an invalid pod is never remembered as valid
+        with pytest.raises(InvalidRequests):
+            pod_requests(bad)
