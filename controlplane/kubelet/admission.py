@@ -15,7 +15,7 @@ import attrs
 from controlplane.api.core_pod import Container, Pod
 from controlplane.api.quantity import Quantity
 
-__all__ = ["Rejection", "Resources", "admit", "pod_requests"]
+__all__ = ["Rejection", "Resources", "admit", "check_fit", "pod_requests"]
 
 
 @attrs.frozen
@@ -29,6 +29,11 @@ class Resources:
     def __add__(self, other: Resources) -> Resources:
         return Resources(
             self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.milli_cpu - other.milli_cpu, self.memory - other.memory, self.pods - other.pods
         )
 
     @classmethod
@@ -88,7 +93,12 @@ def admit(pod: Pod, admitted: Iterable[Pod], allocatable: Resources) -> Rejectio
     used = Resources()
     for other in admitted:
         used = used + pod_requests(other)
-    wanted = pod_requests(pod)
+    return check_fit(pod_requests(pod), used, allocatable)
+
+
+def check_fit(wanted: Resources, used: Resources, allocatable: Resources) -> Rejection | None:
+    """:func:`admit` given the pod's request (:func:`pod_requests`) and the sum of the
+    requests of the pods already admitted (the kubelet keeps that sum as it goes)."""
     checks = (
         ("pods", wanted.pods, used.pods, allocatable.pods),
         ("cpu", wanted.milli_cpu, used.milli_cpu, allocatable.milli_cpu),

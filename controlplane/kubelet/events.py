@@ -36,6 +36,8 @@ __all__ = ["EventRecorder", "SpamFilter"]
 log = structlog.get_logger(__name__)
 
 CACHE_SIZE = 4096
+#: Recent ``involvedObject`` references, for sharing (oldest dropped first).
+REF_CACHE_SIZE = 256
 SPAM_BURST = 25
 SPAM_REFILL_SECONDS = 300.0
 TRANSIENT = (errors.TooManyRequests, errors.Timeout, errors.Conflict)
@@ -61,13 +63,10 @@ class SpamFilter:
         return allowed
 
 
-@attrs.frozen
-class _Key:
-    uid: str
-    type: str
-    reason: str
-    message: str
-    field_path: str
+#: What makes two events "the same" (client-go's aggregation key): ``(uid, type, reason,
+#: message, field_path)``. A plain tuple of strings: cheap to build and hash, and the
+#: cyclic GC stops tracking it (thousands are remembered per node).
+_Key = tuple[str, str, str, str, str]
 
 
 @attrs.define
@@ -108,6 +107,9 @@ class EventRecorder:
         self._pending: dict[_Key, _Pending] = {}
         self._written: OrderedDict[_Key, Event] = OrderedDict()
         self._spam = SpamFilter()
+        # Shared by every Event this recorder writes (frozen values).
+        self._source = EventSource(component=component, host=host)
+        self._refs: dict[tuple[Any, ...], ObjectReference] = {}
         self._log = log.bind(component=component, node=host)
 
     @property
@@ -122,42 +124,57 @@ class EventRecorder:
             return
         meta = obj.metadata
         now = trio.current_time()
-        key = _Key(meta.uid, type_, reason, message, field_path or "")
+        key = (meta.uid, type_, reason, message, field_path or "")
         pending = self._pending.get(key)
         if pending is not None:
             pending.count += 1
             pending.last = now
             return
-        ref = ObjectReference(
-            kind=type(obj).kind,
-            namespace=meta.namespace or None,
-            name=meta.name,
-            uid=meta.uid,
-            api_version=type(obj).api_version,
-            resource_version=meta.resource_version or None,
-            field_path=field_path,
-        )
-        self._pending[key] = _Pending(ref, 1, now, now)
+        self._pending[key] = _Pending(self._ref(obj, field_path), 1, now, now)
         self._on_pending()
+
+    def _ref(self, obj: Any, field_path: str | None) -> ObjectReference:
+        """The ``involvedObject`` for an event about ``obj``, shared by the events about
+        the same version of the same object and field (Pulled, Created and Started of a
+        container: one frozen reference, not three)."""
+        meta = obj.metadata
+        cls = type(obj)
+        resource_version = meta.resource_version or None
+        key = (meta.uid, resource_version, field_path, cls.kind, meta.name, meta.namespace)
+        refs = self._refs
+        ref = refs.get(key)
+        if ref is None:
+            if len(refs) >= REF_CACHE_SIZE:
+                del refs[next(iter(refs))]
+            ref = refs[key] = ObjectReference(
+                kind=cls.kind,
+                namespace=meta.namespace or None,
+                name=meta.name,
+                uid=meta.uid,
+                api_version=cls.api_version,
+                resource_version=resource_version,
+                field_path=field_path,
+            )
+        return ref
 
     async def flush(self) -> bool:
         """Write every queued event; return True if some must be retried later."""
         retry = False
         batch, self._pending = self._pending, {}
         for key, pending in batch.items():
-            if not self._spam.allow(key.uid, pending.last):
-                self._log.debug("event_dropped_spam", reason=key.reason, uid=key.uid)
+            if not self._spam.allow(key[0], pending.last):
+                self._log.debug("event_dropped_spam", reason=key[2], uid=key[0])
                 continue
             try:
                 await self._write(key, pending)
             except TRANSIENT as exc:
-                self._log.info("event_write_retry", reason=key.reason, error=str(exc))
+                self._log.info("event_write_retry", reason=key[2], error=str(exc))
                 self._requeue(key, pending)
                 retry = True
             except errors.ApiError as exc:
                 # NotFound (namespace gone), Forbidden (terminating namespace)...: events
                 # are best effort.
-                self._log.info("event_write_failed", reason=key.reason, error=str(exc))
+                self._log.info("event_write_failed", reason=key[2], error=str(exc))
         return retry
 
     async def flush_or_reschedule(self) -> None:
@@ -191,19 +208,20 @@ class EventRecorder:
                 self._remember(key, stored)
                 return
         ref = pending.ref
+        _, type_, reason, message, _ = key
         event = Event(
             metadata=ObjectMeta(
                 name=f"{ref.name}.{self._rng.getrandbits(64):016x}",
                 namespace=ref.namespace or "default",
             ),
             involved_object=ref,
-            reason=key.reason,
-            message=key.message,
-            source=EventSource(component=self._component, host=self._host),
+            reason=reason,
+            message=message,
+            source=self._source,
             first_timestamp=to_wall(pending.first),
             last_timestamp=to_wall(pending.last),
             count=pending.count,
-            type=key.type,
+            type=type_,
             reporting_component=self._component,
             reporting_instance=self._host,
         )

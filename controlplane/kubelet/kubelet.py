@@ -111,7 +111,7 @@ class Kubelet:
         tracker: the harness's work tracker (``settle()``): queued keys, pulls and
             stops in progress count as work (except while paused).
         record_events: write Events (Pulling, Started, BackOff...); benchmarks that
-            only measure pod startup may turn them off (they are ~3 writes per pod).
+            only measure pod startup may turn them off (they are ~4 writes per pod).
     """
 
     def __init__(
@@ -424,6 +424,8 @@ class Kubelet:
             worker.admitted = True
             worker.container_ids[info.id] = None
             pods.container_uid[info.id] = labels.pod_uid
+        for worker in pods.workers.values():
+            pods.recount(worker)
         for key in pods.by_key:
             self._queue.add(key)
         if pods.workers:

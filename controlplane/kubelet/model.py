@@ -27,6 +27,7 @@ __all__ = [
     "DEADLINE_MESSAGE",
     "DEADLINE_REASON",
     "EPSILON",
+    "NO_MEMORY",
     "TERMINAL_PHASES",
     "InitProgress",
     "ObservedPod",
@@ -107,8 +108,14 @@ class PullFailure:
     reported: bool = False
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 def _freeze_set(value: object) -> frozenset[str]:
-    return frozenset(value)  # type: ignore[arg-type]
+    # Every empty set is the one shared empty set (sets cost the cyclic GC, and most
+    # pods' memory ends up empty again once their containers run).
+    frozen = frozenset(value)  # type: ignore[call-overload]
+    return frozen if frozen else _NO_NAMES
 
 
 @attrs.frozen(kw_only=True)
@@ -140,6 +147,17 @@ class PodMemory:
                 return self
             updated = {**current, key: value}
         return attrs.evolve(self, **{field: updated})
+
+    def compact(self) -> PodMemory:
+        """This memory, or the shared :data:`NO_MEMORY` if it remembers nothing (the
+        usual state of a pod whose containers run: one shared value, not one per pod)."""
+        if self is NO_MEMORY or self != NO_MEMORY:
+            return self
+        return NO_MEMORY
+
+
+#: The memory of a pod the kubelet has nothing to remember about (frozen, shared).
+NO_MEMORY = PodMemory()
 
 
 def active_deadline(pod: Pod) -> float | None:
@@ -189,6 +207,9 @@ class InitProgress:
     current: int = 0
 
 
+_INIT_DONE = InitProgress(done=True)
+
+
 def is_sidecar(container: Container) -> bool:
     """A sidecar: an init container with ``restartPolicy: Always`` (Kubernetes 1.29+).
     It starts in init order, keeps running beside the containers and is always
@@ -212,11 +233,11 @@ def init_progress(pod: Pod, observed: ObservedPod, memory: PodMemory | None = No
     done once it runs and has started; a regular init container once it succeeded."""
     inits = pod.spec.init_containers
     if not inits:
-        return InitProgress(done=True)
+        return _INIT_DONE
     if any(observed.history(c.name) for c in pod.spec.containers):
-        return InitProgress(done=True)  # initialised before (e.g. by an earlier kubelet)
+        return _INIT_DONE  # initialised before (e.g. by an earlier kubelet)
     policy = pod.spec.restart_policy or "Always"
-    memory = memory if memory is not None else PodMemory()
+    memory = memory if memory is not None else NO_MEMORY
     for index, container in enumerate(inits):
         history = observed.history(container.name, init=True)
         current = history[-1] if history else None
@@ -231,4 +252,4 @@ def init_progress(pod: Pod, observed: ObservedPod, memory: PodMemory | None = No
         if not should_restart(policy, current.exit_code, init=True):
             return InitProgress(done=False, failed=True, current=index)
         return InitProgress(done=False, current=index)
-    return InitProgress(done=True)
+    return _INIT_DONE

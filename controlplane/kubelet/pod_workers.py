@@ -16,6 +16,14 @@ this module performs them against the runtime and the API:
 - a pod being deleted is stopped, torn down and confirmed with a grace-0 delete; a pod
   gone from the API (force delete, or replaced under the same name) has its containers
   killed and removed.
+
+Cost per pod, for nodes with many pods: a pod that starts normally costs two syncs (bound;
+image pulled) and two status writes (Pending, Running); the watch echo of our own status
+write causes no sync. Admission keeps a running total of the admitted pods' requests
+(:meth:`PodWorkers.recount`) instead of summing them per admission. Values that many pods
+would each hold an equal copy of (conditions, plain waiting states, an empty
+:class:`~controlplane.kubelet.model.PodMemory`, event sources and references) are shared
+frozen objects: fewer long-lived objects make the cyclic GC cheaper.
 """
 
 from __future__ import annotations
@@ -30,14 +38,15 @@ import trio
 
 from actors.timers import Timer, TimerService
 from controlplane import errors
-from controlplane.api.core_pod import Pod, PodStatus
+from controlplane.api.core_pod import Pod, PodSpec, PodStatus
 from controlplane.client.protocol import Client
-from controlplane.kubelet.admission import Rejection, Resources, admit
+from controlplane.kubelet.admission import Rejection, Resources, check_fit, pod_requests
 from controlplane.kubelet.backoff import next_image_backoff
 from controlplane.kubelet.containers import container_config
 from controlplane.kubelet.events import EventRecorder
 from controlplane.kubelet.labels import parse_container_labels, sandbox_labels
 from controlplane.kubelet.model import (
+    NO_MEMORY,
     TERMINAL_PHASES,
     ObservedPod,
     PodMemory,
@@ -78,7 +87,7 @@ class PodWorker:
     pod: Pod | None = None
     sandbox: SandboxInfo | None = None
     container_ids: dict[str, None] = attrs.Factory(dict)
-    memory: PodMemory = attrs.Factory(PodMemory)
+    memory: PodMemory = NO_MEMORY
     admitted: bool = False
     rejection: Rejection | None = None
     timer: Timer | None = None
@@ -86,6 +95,10 @@ class PodWorker:
     last_status: PodStatus | None = None
     written_rv: int = -1
     deleted: bool = False
+    #: What this pod adds to the node's admitted requests (None: nothing; see
+    #: :meth:`PodWorkers.recount`), and the spec it was computed from.
+    counted: Resources | None = None
+    counted_spec: PodSpec | None = None
 
 
 def _rv(obj: Any) -> int:
@@ -93,6 +106,29 @@ def _rv(obj: Any) -> int:
         return int(obj.metadata.resource_version or -1)
     except ValueError:
         return -1
+
+
+_REQUESTS: dict[Resources, Resources] = {}
+
+
+def _shared_requests(requests: Resources) -> Resources:
+    """One shared (frozen) value per distinct request: pods stamped from one template
+    all ask for the same."""
+    shared = _REQUESTS.get(requests)
+    if shared is None:
+        if len(_REQUESTS) >= 1024:
+            _REQUESTS.clear()
+        shared = _REQUESTS[requests] = requests
+    return shared
+
+
+def _has_probes(pod: Pod) -> bool:
+    """Whether any container of ``pod`` has a probe."""
+    spec = pod.spec
+    for container in (*spec.init_containers, *spec.containers):
+        if container.liveness_probe or container.readiness_probe or container.startup_probe:
+            return True
+    return False
 
 
 class PodWorkers:
@@ -141,6 +177,9 @@ class PodWorkers:
         self.by_key: dict[str, dict[str, PodWorker]] = {}  # key -> uid -> worker
         self.container_uid: dict[str, str] = {}  # container id -> pod uid
         self.status_writes = 0
+        #: The sum of ``counted`` over the workers: the requests of the pods admitted
+        #: and not terminal, kept as workers change rather than summed per admission.
+        self.admitted_requests = Resources()
 
     def cancel_timers(self) -> None:
         for worker in self.workers.values():
@@ -166,7 +205,38 @@ class PodWorkers:
                 await self._sync_gone(worker)
         if pod is None or pod.spec.node_name != self.node_name:
             return
-        await self._sync_pod(pod, self.worker(key, pod.metadata.uid))
+        worker = self.worker(key, pod.metadata.uid)
+        try:
+            await self._sync_pod(pod, worker)
+        finally:
+            self.recount(worker)
+
+    def recount(self, worker: PodWorker) -> None:
+        """Bring ``worker``'s share of :attr:`admitted_requests` up to date. Called after
+        anything that changes what it counts on: admitted, rejection, the pod (phase,
+        spec); forgetting a worker takes its share away."""
+        pod = worker.pod
+        if (
+            worker.admitted
+            and worker.rejection is None
+            and pod is not None
+            and pod.status.phase not in TERMINAL_PHASES
+        ):
+            spec = pod.spec
+            if worker.counted is not None and worker.counted_spec is spec:
+                return
+            share: Resources | None = _shared_requests(pod_requests(pod))
+        else:
+            spec = None
+            share = None
+            if worker.counted is None:
+                return
+        if worker.counted is not None:
+            self.admitted_requests = self.admitted_requests - worker.counted
+        if share is not None:
+            self.admitted_requests = self.admitted_requests + share
+        worker.counted = share
+        worker.counted_spec = spec
 
     def worker(self, key: str, uid: str) -> PodWorker:
         worker = self.workers.get(uid)
@@ -177,6 +247,9 @@ class PodWorkers:
         return worker
 
     def _forget(self, worker: PodWorker) -> None:
+        if worker.counted is not None:
+            self.admitted_requests = self.admitted_requests - worker.counted
+            worker.counted = worker.counted_spec = None
         if worker.timer is not None:
             worker.timer.cancel()
         for cid in worker.container_ids:
@@ -207,10 +280,11 @@ class PodWorkers:
             return
         now = trio.current_time()
         memory = worker.memory
-        memory = attrs.evolve(memory, pulling=memory.pulling - {name})
         field_path = f"spec.containers{{{name}}}"
         if error is None:
-            memory = attrs.evolve(memory, pulled=memory.pulled | {name})
+            memory = attrs.evolve(
+                memory, pulling=memory.pulling - {name}, pulled=memory.pulled | {name}
+            )
             memory = memory.with_entry("pull_failures", name, None)
             if worker.pod is not None:
                 self._events.record(
@@ -222,6 +296,7 @@ class PodWorkers:
                     field_path=field_path,
                 )
         else:
+            memory = attrs.evolve(memory, pulling=memory.pulling - {name})
             previous = memory.pull_failures.get(name)
             entry = next_image_backoff(previous.backoff if previous else None, failed_at=now)
             message = str(error)
@@ -281,13 +356,14 @@ class PodWorkers:
                 self.container_uid.pop(cid, None)
         return ObservedPod(worker.sandbox, tuple(infos))
 
-    def _admitted_pods(self, exclude: str) -> list[Pod]:
+    def admitted_pods(self) -> list[Pod]:
+        """The pods that count against the node's allocatable (admitted, not rejected,
+        not terminal); :attr:`admitted_requests` is the sum of their requests."""
         return [
             w.pod
             for w in self.workers.values()
             if w.admitted
             and w.rejection is None
-            and w.uid != exclude
             and w.pod is not None
             and w.pod.status.phase not in TERMINAL_PHASES
         ]
@@ -307,7 +383,8 @@ class PodWorkers:
             if pod.status.phase in (*TERMINAL_PHASES, "Running") or adopted:
                 worker.admitted = True
             else:
-                rejection = admit(pod, self._admitted_pods(worker.uid), self.allocatable)
+                # This worker is not admitted yet, so it is not in the running total.
+                rejection = check_fit(pod_requests(pod), self.admitted_requests, self.allocatable)
                 if rejection is not None:
                     worker.rejection = rejection
                     self._log.info("pod_rejected", pod=worker.key, reason=rejection.reason)
@@ -358,6 +435,8 @@ class PodWorkers:
         """Run the probes that are due on running containers; drop the probe state of
         containers that are gone."""
         memory = worker.memory
+        if not memory.probes and not _has_probes(pod):
+            return  # the common case: nothing to probe, nothing to forget
         specs = {c.name: c for c in pod.spec.containers}
         sidecars = {c.name: c for c in pod.spec.init_containers if is_sidecar(c)}
         alive: set[str] = set()
@@ -456,8 +535,10 @@ class PodWorkers:
         self._events.record(
             pod, "Normal", "Started", f"Started container {name}", field_path=field_path
         )
-        memory = attrs.evolve(worker.memory, pulled=worker.memory.pulled - {name})
-        worker.memory = memory.with_entry("create_errors", name, None)
+        memory = worker.memory
+        if name in memory.pulled:
+            memory = attrs.evolve(memory, pulled=memory.pulled - {name})
+        worker.memory = memory.with_entry("create_errors", name, None).compact()
 
     def _kill(self, worker: PodWorker, kill: Kill) -> None:
         worker.memory = attrs.evolve(
@@ -483,7 +564,8 @@ class PodWorkers:
             self._log.info("stop_failed", container=kill.container_id, error=str(exc))
         finally:
             memory = worker.memory
-            worker.memory = attrs.evolve(memory, killing=memory.killing - {kill.container_id})
+            memory = attrs.evolve(memory, killing=memory.killing - {kill.container_id})
+            worker.memory = memory.compact()
             self._enqueue(worker.key)
             self._release()
 

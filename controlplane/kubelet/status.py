@@ -19,8 +19,10 @@ Timestamps are trio times turned into virtual wall-clock times (``controlplane.c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -81,6 +83,17 @@ def _wall(t: float | None) -> datetime | None:
     return None if t is None else to_wall(t)
 
 
+# Frozen values that every pod's status would otherwise allocate anew: the empty state
+# (``lastState`` of a container that never restarted) and the plain waiting states.
+# Sharing them keeps thousands of identical objects out of the heap (and out of the
+# cyclic GC's work).
+_NO_STATE = ContainerStatus().last_state
+_PLAIN_WAITING: dict[str, ContainerState] = {
+    reason: ContainerState(waiting=ContainerStateWaiting(reason=reason))
+    for reason in ("ContainerCreating", "PodInitializing")
+}
+
+
 def _terminated(info: ContainerInfo) -> ContainerState:
     code = info.exit_code if info.exit_code is not None else 0
     reason = info.reason or ("Completed" if code == 0 else "Error")
@@ -97,6 +110,10 @@ def _terminated(info: ContainerInfo) -> ContainerState:
 
 
 def _waiting(reason: str, message: str | None = None) -> ContainerState:
+    if message is None:
+        shared = _PLAIN_WAITING.get(reason)
+        if shared is not None:
+            return shared
     return ContainerState(waiting=ContainerStateWaiting(reason=reason, message=message))
 
 
@@ -134,16 +151,14 @@ def _container_status(
     current = history[-1] if history else None
     previous = history[-2] if len(history) > 1 else None
     sidecar = init and is_sidecar(container)
-    base = ContainerStatus(name=container.name, image=container.image or "")
+    name = container.name
+    image = container.image or ""
     if current is None:
         state = _pending_reason(container, memory, now, initializing=initializing)
-        return attrs.evolve(base, state=state, started=False)
-    common = {
-        "restart_count": restart_count_of(current),
-        "image_id": current.image,
-        "container_id": container_id_of(current),
-    }
-    last = _terminated(previous) if previous is not None else ContainerState()
+        return ContainerStatus(name=name, image=image, state=state, started=False)
+    restart_count = restart_count_of(current)
+    container_id = container_id_of(current)
+    last = _terminated(previous) if previous is not None else _NO_STATE
     if current.state is RuntimeState.RUNNING:
         probes = memory.probes.get(current.id)
         has_gates = container.startup_probe is not None or container.readiness_probe is not None
@@ -151,19 +166,28 @@ def _container_status(
         ready = probes.ready if probes is not None else not has_gates
         if init and not sidecar:
             ready = False
-        return attrs.evolve(
-            base,
-            state=ContainerState(
-                running=ContainerStateRunning(started_at=_wall(current.started_at))
-            ),
+        return ContainerStatus(
+            name=name,
+            image=image,
+            state=_running(current.started_at),
             last_state=last,
             ready=ready,
             started=started,
-            **common,
+            restart_count=restart_count,
+            image_id=current.image,
+            container_id=container_id,
         )
     if current.state is RuntimeState.CREATED:
-        state = _waiting("ContainerCreating")
-        return attrs.evolve(base, state=state, last_state=last, started=False, **common)
+        return ContainerStatus(
+            name=name,
+            image=image,
+            state=_waiting("ContainerCreating"),
+            last_state=last,
+            started=False,
+            restart_count=restart_count,
+            image_id=current.image,
+            container_id=container_id,
+        )
     # exited
     policy = "Always" if sidecar else pod.spec.restart_policy or "Always"
     restarting = (
@@ -172,20 +196,36 @@ def _container_status(
         and should_restart(policy, current.exit_code, init=init and not sidecar)
     )
     if not restarting:
-        ready = init and not sidecar and current.exit_code == 0
-        return attrs.evolve(
-            base, state=_terminated(current), last_state=last, ready=ready, started=False, **common
+        return ContainerStatus(
+            name=name,
+            image=image,
+            state=_terminated(current),
+            last_state=last,
+            ready=init and not sidecar and current.exit_code == 0,
+            started=False,
+            restart_count=restart_count,
+            image_id=current.image,
+            container_id=container_id,
         )
-    entry = memory.crash_backoff.get(container.name)
+    entry = memory.crash_backoff.get(name)
     if entry is not None and entry.cause == current.id and before(now, entry.until):
         message = (
             f"back-off {format_duration(entry.delay)} restarting failed"
-            f" container={container.name} pod={pod_ref(pod)}"
+            f" container={name} pod={pod_ref(pod)}"
         )
         state = _waiting("CrashLoopBackOff", message)
     else:
         state = _pending_reason(container, memory, now, initializing=False)
-    return attrs.evolve(base, state=state, last_state=_terminated(current), started=False, **common)
+    return ContainerStatus(
+        name=name,
+        image=image,
+        state=state,
+        last_state=_terminated(current),
+        started=False,
+        restart_count=restart_count,
+        image_id=current.image,
+        container_id=container_id,
+    )
 
 
 def compute_phase(
@@ -235,17 +275,61 @@ def _condition(
 ) -> PodCondition:
     status = "True" if ok else "False"
     since = wall_now
+    if ok:
+        reason = message = None
     for old in previous:
         if old.type == type_ and old.status == status:
+            if (
+                old.last_transition_time is not None
+                and old.reason == reason
+                and old.message == message
+                and old.last_probe_time is None
+            ):
+                return old  # unchanged: keep the very object
             since = old.last_transition_time or wall_now
             break
-    return PodCondition(
-        type=type_,
-        status=status,
-        last_transition_time=since,
-        reason=None if ok else reason,
-        message=None if ok else message,
-    )
+    return _shared_condition(type_, status, since, reason, message)
+
+
+#: Conditions by value. Pods synced at the same (virtual) moment get equal conditions --
+#: a node starting thirty pods at once writes thirty identical ``Initialized`` ones --
+#: so equal conditions are one shared frozen object. Bounded: cleared when full.
+_CONDITIONS: dict[tuple[Any, ...], PodCondition] = {}
+_SHARED_LIMIT = 4096
+
+
+def _shared_condition(
+    type_: str, status: str, since: datetime, reason: str | None, message: str | None
+) -> PodCondition:
+    # The offset too: equal instants in different zones compare equal, print differently.
+    key = (type_, status, since, since.tzinfo, reason, message)
+    condition = _CONDITIONS.get(key)
+    if condition is None:
+        if len(_CONDITIONS) >= _SHARED_LIMIT:
+            _CONDITIONS.clear()
+        condition = _CONDITIONS[key] = PodCondition(
+            type=type_,
+            status=status,
+            last_transition_time=since,
+            reason=reason,
+            message=message,
+        )
+    return condition
+
+
+#: Running states by start time, shared the same way.
+_RUNNING: dict[float | None, ContainerState] = {}
+
+
+def _running(started_at: float | None) -> ContainerState:
+    state = _RUNNING.get(started_at)
+    if state is None:
+        if len(_RUNNING) >= _SHARED_LIMIT:
+            _RUNNING.clear()
+        state = _RUNNING[started_at] = ContainerState(
+            running=ContainerStateRunning(started_at=_wall(started_at))
+        )
+    return state
 
 
 def _names(statuses: Sequence[ContainerStatus], pred: object) -> str:
@@ -347,10 +431,16 @@ def compute_status(
     ]
     scheduled = [c for c in old if c.type == "PodScheduled"]
     conditions.extend(scheduled)
-    others = [c for c in old if c.type not in {cond.type for cond in conditions}]
+    ours = {cond.type for cond in conditions}
+    others = [c for c in old if c.type not in ours]
     conditions.extend(others)
 
     pod_ip = observed.sandbox.ip if observed.sandbox is not None else previous.pod_ip
+    pod_ips = previous.pod_ips
+    if not pod_ip:
+        pod_ips = ()
+    elif len(pod_ips) != 1 or pod_ips[0].ip != pod_ip:
+        pod_ips = (PodIP(ip=pod_ip),)
     reason, message = previous.reason, previous.message
     if phase == "Failed" and previous.phase not in TERMINAL_PHASES and deadline_exceeded(pod, now):
         reason, message = DEADLINE_REASON, DEADLINE_MESSAGE
@@ -361,14 +451,20 @@ def compute_status(
         phase=phase,
         conditions=tuple(conditions),
         host_ip=host_ip or None,
-        host_ips=(HostIP(ip=host_ip),) if host_ip else (),
+        host_ips=_host_ips(host_ip),
         pod_ip=pod_ip,
-        pod_ips=(PodIP(ip=pod_ip),) if pod_ip else (),
+        pod_ips=pod_ips,
         start_time=previous.start_time or wall_now,
         qos_class=previous.qos_class or qos_class(pod),
         init_container_statuses=init_statuses,
         container_statuses=statuses,
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def _host_ips(host_ip: str) -> tuple[HostIP, ...]:
+    """``hostIPs`` of a node: one shared value per node rather than one per pod."""
+    return (HostIP(ip=host_ip),) if host_ip else ()
 
 
 def qos_class(pod: Pod) -> str:
