@@ -68,7 +68,7 @@ class HistoryDigest:
     """Records writes cheaply (a tuple append) and folds them into the hash in batches
     of ``_BATCH`` (and whenever :meth:`hexdigest` is asked for)."""
 
-    __slots__ = ("_hash", "_memo", "_parts", "_pending")
+    __slots__ = ("_hash", "_memo", "_parts", "_pending", "_recent")
 
     def __init__(self) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
@@ -77,6 +77,8 @@ class HistoryDigest:
         #: class -> its top-level fields besides metadata.
         self._parts: dict[type[Any], tuple[str, ...]] = {}
         self._pending: list[tuple[int, str, str, Any]] = []
+        #: class -> (the last part of that class seen, its shallow form).
+        self._recent: dict[type[Any], tuple[Any, Any]] = {}
 
     def record(self, revision: int, type: str, kind: str, obj: Any) -> None:
         """Fold one write into the digest (soon)."""
@@ -95,6 +97,7 @@ class HistoryDigest:
             return
         memo = self._memo
         parts_of = self._parts
+        recent = self._recent
         crc32 = zlib.crc32
         lines = []
         for revision, type, kind, obj in pending:
@@ -120,9 +123,14 @@ class HistoryDigest:
                         hit = memo[id(part)] = (part, crc32(repr(_shallow(part)).encode()))
                     fields.append(hit[1])
                 else:
-                    # New with nearly every write (a status, an Event's parts): a memo
-                    # entry would never be hit again, so put its scalars in the line.
-                    fields.append(_shallow(part))
+                    # Mostly new with each write (a status, an Event's parts): a memo
+                    # entry would rarely be hit again, so put its scalars in the line --
+                    # remembering only the last one per class, which catches a shared
+                    # default (the Pending status every created pod starts with).
+                    last = recent.get(part_cls)
+                    if last is None or last[0] is not part:
+                        last = recent[part_cls] = (part, _shallow(part))
+                    fields.append(last[1])
             if meta.finalizers or meta.owner_references or meta.deletion_timestamp is not None:
                 fields.append((meta.finalizers, meta.owner_references, meta.deletion_timestamp))
             lines.append(
