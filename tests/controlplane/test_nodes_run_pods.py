@@ -182,3 +182,28 @@ async def test_missing_image_backs_off_without_crashing_anything(autojump_clock)
         children = cluster.chaos.supervisor.children()
         assert {c.name for c in children if c.restarts} == set()
         assert all(c.state is ChildState.RUNNING for c in children)
+
+
+async def test_pod_pinned_to_a_node_that_does_not_exist_stays_pending(autojump_clock):
+    async with open_cluster(nodes=1, seed=3) as cluster:
+        await cluster.apply(pod("pinned", nodeName="node-404"))
+        await trio.sleep(120)
+        p = cluster.get_nowait("Pod", "pinned", namespace="default")
+        assert (p.status.phase, p.spec.node_name) == ("Pending", "node-404")
+        children = cluster.chaos.supervisor.children()
+        assert all(c.state is ChildState.RUNNING and not c.restarts for c in children)
+        # the pod is nobody's: deleting it removes it at once (no kubelet to confirm)
+        await cluster.client.delete("Pod", "pinned", namespace="default", grace_period_seconds=0)
+        assert cluster.get_nowait("Pod", "pinned", namespace="default") is None
+
+
+async def test_bad_node_template_is_refused_before_anything_starts(autojump_clock):
+    from controlplane.nodes import NodeTemplate
+
+    with pytest.raises(errors.Invalid, match=r'memory: invalid quantity "lots"'):
+        NodeTemplate.build(memory="lots")
+    async with open_cluster(nodes=1, seed=3) as cluster:
+        with pytest.raises(errors.Invalid, match="pods: must be a non-negative integer"):
+            await cluster.add_node("node-x", pods=-1)
+        assert "node-x" not in cluster.machines
+        assert cluster.get_nowait("Node", "node-x") is None
