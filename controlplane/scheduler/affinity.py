@@ -21,62 +21,39 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from controlplane.api.core_pod import NodeSelector, NodeSelectorRequirement, NodeSelectorTerm
+from controlplane.api.labels import Operator, Requirement, SelectorError
 
 __all__ = ["CompiledSelector", "compile_node_selector", "compile_term"]
 
 #: (node labels, node name) -> matches
 Matcher = Callable[[Mapping[str, str], str], bool]
 
-_INT64 = (-(2**63), 2**63 - 1)
+#: Node-affinity operators as label-selector operators (Kubernetes converts them the
+#: same way, ``nodeSelectorRequirementsAsSelector``, and builds ``labels.Requirement``).
+_OPERATORS = {
+    "In": Operator.IN,
+    "NotIn": Operator.NOT_IN,
+    "Exists": Operator.EXISTS,
+    "DoesNotExist": Operator.DOES_NOT_EXIST,
+    "Gt": Operator.GREATER_THAN,
+    "Lt": Operator.LESS_THAN,
+}
 
 
 def _never(labels: Mapping[str, str], name: str) -> bool:
     return False
 
 
-def _parse_int(text: str) -> int | None:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        return None
-    if not _INT64[0] <= value <= _INT64[1] or text.strip() != text or "_" in text:
-        return None
-    return value
-
-
 def _expression(req: NodeSelectorRequirement) -> Matcher | None:
-    key, op, values = req.key, req.operator, frozenset(req.values)
-    if op == "In":
-        return lambda labels, name: labels.get(key) in values
-    if op == "NotIn":
-        return lambda labels, name: labels.get(key) not in values
-    if op == "Exists":
-        if req.values:
-            return None
-        return lambda labels, name: key in labels
-    if op == "DoesNotExist":
-        if req.values:
-            return None
-        return lambda labels, name: key not in labels
-    if op in ("Gt", "Lt"):
-        if len(req.values) != 1:
-            return None
-        bound = _parse_int(req.values[0])
-        if bound is None:
-            return None
-        greater = op == "Gt"
-
-        def compare(labels: Mapping[str, str], name: str) -> bool:
-            text = labels.get(key)
-            if text is None:
-                return False
-            value = _parse_int(text)
-            if value is None:
-                return False
-            return value > bound if greater else value < bound
-
-        return compare
-    return None
+    operator = _OPERATORS.get(req.operator)
+    if operator is None:
+        return None
+    try:
+        requirement = Requirement.create(req.key, operator, req.values)
+    except SelectorError:
+        return None  # the term matches nothing (LazyErrorNodeSelector)
+    match = requirement.matches
+    return lambda labels, name: match(labels)
 
 
 def _field(req: NodeSelectorRequirement) -> Matcher | None:

@@ -26,7 +26,11 @@ LABELS = {"zone": "a", "gpu": "true", "cores": "16", "weird": "x1"}
         (expr("cores", "Gt", "16"), False),
         (expr("cores", "Lt", "32"), True),
         (expr("cores", "Lt", "16"), False),
-        (expr("cores", "Gt", "-1"), True),
+        # "-1" parses as an integer but is not a valid label value, and the scheduler
+        # builds label requirements (NewRequirement): the term matches nothing
+        # (kubernetes/kubernetes#128212).
+        (expr("cores", "Gt", "-1"), False),
+        (expr("zone", "NotIn"), False),  # NotIn needs values: term invalid
         (expr("missing", "Gt", "1"), False),
         (expr("weird", "Gt", "1"), False),  # label not an integer
         (expr("cores", "Gt", "x"), False),  # value not an integer: term invalid
