@@ -207,3 +207,18 @@ async def test_bad_node_template_is_refused_before_anything_starts(autojump_cloc
             await cluster.add_node("node-x", pods=-1)
         assert "node-x" not in cluster.machines
         assert cluster.get_nowait("Node", "node-x") is None
+
+
+async def test_a_restarted_kubelet_keeps_the_running_containers(autojump_clock):
+    async with open_cluster(nodes=1, seed=3) as cluster:
+        await cluster.apply(pod("web"))
+        await cluster.wait_for(lambda: running(cluster, "web"), timeout=30)
+        engine = cluster.machines.get("node-1").runtime
+        before = [c.id for c in engine.list_containers() if c.state.value == "running"]
+        # the kubelet process restarts (not the machine): containers live on
+        await cluster.chaos.supervisor.restart_child("kubelet/node-1")
+        await trio.sleep(60)
+        after = [c.id for c in engine.list_containers() if c.state.value == "running"]
+        assert after == before and len(after) == 1
+        assert restarts(cluster, "web") == 0
+        assert running(cluster, "web") is not None
