@@ -153,12 +153,7 @@ class Cluster:
                 names what was waited for (``description``, else the predicate's name).
         """
         with trio.move_on_after(timeout):
-            while True:
-                revision = self.store.revision
-                result = predicate()
-                if result:
-                    return result
-                await self.store.wait_changed(revision)
+            return await self.store.wait_until(predicate)
         what = description or getattr(predicate, "__qualname__", repr(predicate))
         raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 

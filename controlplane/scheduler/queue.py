@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import attrs
@@ -205,23 +206,26 @@ class SchedulingQueue:
         """Move pods whose backoff is over to active, and pods unschedulable for too
         long to backoff/active."""
         changed = False
-        heap = self._backoff
-        while heap and heap[0][0] <= now:
-            _, seq, key = heapq.heappop(heap)
-            entry = self._entries.get(key)
-            if entry is not None and entry.seq == seq and entry.where == "backoff":
-                self._set_where(entry, "active")
-                self._push_active(entry)
-                changed = True
-        heap = self._unschedulable_timeouts
-        while heap and heap[0][0] <= now:
-            _, seq, key = heapq.heappop(heap)
-            entry = self._entries.get(key)
-            if entry is not None and entry.seq == seq and entry.where == "unschedulable":
-                self._move(entry, now)
-                changed = True
+        for entry in self._due(self._backoff, now, "backoff"):
+            self._set_where(entry, "active")
+            self._push_active(entry)
+            changed = True
+        for entry in self._due(self._unschedulable_timeouts, now, "unschedulable"):
+            self._move(entry, now)
+            changed = True
         if changed:
             self._sync()
+
+    def _due(
+        self, heap: list[tuple[float, int, str]], now: float, where: str
+    ) -> Iterator[QueuedPod]:
+        """Pop the entries of ``heap`` due by ``now`` that are still ``where`` they were
+        when pushed (a newer push of the same pod supersedes an older one)."""
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is not None and entry.seq == seq and entry.where == where:
+                yield entry
 
     def pop(self, now: float) -> QueuedPod | None:
         """The next active pod, now in flight (attempts and cycle counted), or None."""

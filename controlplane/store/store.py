@@ -258,6 +258,17 @@ class Store:
             await self._changed.wait()
         return self._revision
 
+    async def wait_until(self, predicate: Callable[[], T]) -> T:
+        """Wait until ``predicate()`` returns something truthy; return it. It is checked
+        now and after every write -- never on a timer -- so it should read current state
+        (``get_nowait``, ``list_nowait``). Bound the wait with a trio cancel scope."""
+        while True:
+            revision = self._revision
+            result = predicate()
+            if result:
+                return result
+            await self.wait_changed(revision)
+
     # ----- writes --------------------------------------------------------------------
 
     async def create(self, obj: T) -> T:

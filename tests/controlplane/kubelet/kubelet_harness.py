@@ -43,12 +43,7 @@ class Env:
         """Wait (virtual time) until ``predicate()`` is truthy; re-checked on every store
         change."""
         with trio.fail_after(within):
-            while True:
-                revision = self.store.revision
-                result = predicate()
-                if result:
-                    return result
-                await self.store.wait_changed(revision)
+            return await self.store.wait_until(predicate)
 
     async def run_pod(self, manifest: dict[str, Any]) -> Pod:
         """Create the pod and bind it to the node."""

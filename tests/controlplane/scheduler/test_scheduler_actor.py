@@ -35,9 +35,7 @@ class Env:
 
     async def wait_for(self, predicate, within=60):
         with trio.fail_after(within):
-            while not (result := predicate()):
-                await self.store.wait_changed(self.store.revision)
-            return result
+            return await self.store.wait_until(predicate)
 
     def pod(self, name, namespace="default"):
         return self.store.get_nowait("Pod", name, namespace=namespace)

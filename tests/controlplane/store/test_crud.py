@@ -268,3 +268,26 @@ async def test_wait_changed(store: Store) -> None:
         assert woken == []
         await store.create(make_pod("web"))
     assert woken == [revision + 1]
+
+
+async def test_wait_until_rechecks_on_every_write(store: Store) -> None:
+    calls: list[int] = []
+
+    def web() -> object:
+        calls.append(store.revision)
+        return store.get_nowait("Pod", "web", namespace="default")
+
+    async with trio.open_nursery() as nursery:
+        found: list[object] = []
+
+        async def waiter() -> None:
+            found.append(await store.wait_until(web))
+
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        await store.create(make_pod("other"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert found == []
+        await store.create(make_pod("web"))
+    assert found[0].metadata.name == "web"
+    assert len(calls) == 3  # at start, after "other", after "web": no polling
