@@ -83,9 +83,6 @@ class Machines:
     def __contains__(self, name: object) -> bool:
         return name in self._machines
 
-    def names(self) -> list[str]:
-        return list(self._machines)
-
     def get(self, name: str) -> Machine:
         """The machine of node ``name``.
 

@@ -1,4 +1,4 @@
-"""What ``kubectl get pods`` and ``kubectl get events`` print, as plain functions.
+"""What ``kubectl get pods`` and ``kubectl describe`` print, as plain functions.
 
 The STATUS column is not the pod's phase: kubectl derives it from the container states
 (``CrashLoopBackOff``, ``ImagePullBackOff``, ``OOMKilled``, ``Init:0/1``, ``Terminating``)
@@ -15,7 +15,6 @@ from typing import Any
 __all__ = [
     "describe_containers",
     "describe_event_rows",
-    "event_rows",
     "format_table",
     "human_duration",
     "pod_row",
@@ -24,7 +23,6 @@ __all__ = [
 ]
 
 POD_HEADER = ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]
-EVENT_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 
 
 def human_duration(seconds: float) -> str:
@@ -129,27 +127,17 @@ def pod_rows(pods: Iterable[Any], now: datetime) -> list[list[str]]:
     return [POD_HEADER, *(pod_row(p, now) for p in ordered)]
 
 
-def event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]:
-    """Header plus ``kubectl get events`` rows, oldest first."""
+def _last_seen(e: Any) -> datetime | None:
+    return e.last_timestamp or e.event_time or e.first_timestamp
 
-    def last_seen(e: Any) -> datetime | None:
-        return e.last_timestamp or e.event_time or e.first_timestamp
 
-    ordered = sorted(events, key=lambda e: (last_seen(e) or now, e.metadata.name))
-    rows = [EVENT_HEADER]
-    for e in ordered:
-        seen = last_seen(e)
-        obj = e.involved_object
-        rows.append(
-            [
-                human_duration((now - seen).total_seconds()) if seen else "<unknown>",
-                e.type or "",
-                e.reason or "",
-                f"{(obj.kind or '').lower()}/{obj.name}",
-                e.message or "",
-            ]
-        )
-    return rows
+def _first_seen(e: Any) -> datetime | None:
+    return e.first_timestamp or e.event_time or e.last_timestamp
+
+
+def _write_order(e: Any) -> int:
+    rv = e.metadata.resource_version
+    return int(rv) if rv and rv.isdigit() else 0
 
 
 def describe_event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]:
@@ -159,24 +147,14 @@ def describe_event_rows(events: Iterable[Any], now: datetime) -> list[list[str]]
     def age(at: datetime | None) -> str:
         return human_duration((now - at).total_seconds()) if at else "<unknown>"
 
-    def first_seen(e: Any) -> datetime | None:
-        return e.first_timestamp or e.event_time or e.last_timestamp
-
-    def last_seen(e: Any) -> datetime | None:
-        return e.last_timestamp or e.event_time or e.first_timestamp
-
-    def write_order(e: Any) -> int:
-        rv = e.metadata.resource_version
-        return int(rv) if rv and rv.isdigit() else 0
-
     # Like kubectl: by when each was last seen; ties (timestamps are whole seconds) in
     # the order they were written.
     rows = [["Type", "Reason", "Age", "From", "Message"]]
-    for e in sorted(events, key=lambda e: (last_seen(e) or now, write_order(e))):
-        last = last_seen(e)
+    for e in sorted(events, key=lambda e: (_last_seen(e) or now, _write_order(e))):
+        last = _last_seen(e)
         when = age(last)
         if (e.count or 1) > 1:
-            when = f"{when} (x{e.count} over {age(first_seen(e))})"
+            when = f"{when} (x{e.count} over {age(_first_seen(e))})"
         source = e.source.component or e.reporting_component or ""
         rows.append([e.type or "", e.reason or "", when, source, e.message or ""])
     return rows
