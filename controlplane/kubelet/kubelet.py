@@ -54,7 +54,7 @@ from controlplane.client.informer import Informer
 from controlplane.client.protocol import Client
 from controlplane.client.workqueue import WorkQueue, WorkTrackerLike
 from controlplane.kubelet.admission import Resources
-from controlplane.kubelet.events import EventRecorder
+from controlplane.events import EventRecorder
 from controlplane.kubelet.heartbeat import LeaseMissing, NodeHeartbeat
 from controlplane.kubelet.labels import parse_container_labels, pod_key_of
 from controlplane.kubelet.node import LEASE_RENEW_SECONDS, NODE_STATUS_REPORT_SECONDS
@@ -210,6 +210,7 @@ class Kubelet:
         self._work_held = 0
         self._events = EventRecorder(
             self._client,
+            component="kubelet",
             host=self.node_name,
             rng=self._rng,
             on_pending=lambda: self._queue.add(EVENTS_KEY),

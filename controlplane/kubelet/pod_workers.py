@@ -43,7 +43,7 @@ from controlplane.client.protocol import Client
 from controlplane.kubelet.admission import Rejection, Resources, check_fit, pod_requests
 from controlplane.kubelet.backoff import next_image_backoff
 from controlplane.kubelet.containers import container_config
-from controlplane.kubelet.events import EventRecorder
+from controlplane.events import EventRecorder
 from controlplane.kubelet.labels import parse_container_labels, sandbox_labels
 from controlplane.kubelet.model import (
     NO_MEMORY,

@@ -39,7 +39,7 @@ from controlplane.client.informer import Informer
 from controlplane.client.protocol import Client
 from controlplane.client.workqueue import WorkTrackerLike
 from controlplane.clock import to_wall
-from controlplane.scheduler.events import EventRecorder
+from controlplane.events import EventRecorder
 from controlplane.scheduler.framework import FitError, Framework
 from controlplane.scheduler.messages import scheduled_message
 from controlplane.scheduler.plugins import default_filters, default_scorers
@@ -128,7 +128,12 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._framework = framework
         self._log = log.bind(component="scheduler")
-        self.events = EventRecorder(client, component=self.config.scheduler_name, logger=self._log)
+        self.events = EventRecorder(
+            client,
+            component=self.config.scheduler_name,
+            rng=random.Random(rng.getrandbits(64)),
+            tracker=tracker,
+        )
         self._wakeup: trio.Event | None = None
         self._scheduled = 0
         self._unschedulable = 0
@@ -179,6 +184,7 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._nodes.run)
                 await nursery.start(self._pods.run)
+                await nursery.start(self.events.run)
                 self._log.info(
                     "scheduler_started", nodes=len(self.snapshot), pending=len(self.queue)
                 )
@@ -266,7 +272,7 @@ class Scheduler:
             evaluated=result.evaluated_nodes,
             feasible=result.feasible_nodes,
         )
-        await self.events.record(
+        self.events.record(
             pod,
             "Normal",
             "Scheduled",
@@ -297,9 +303,10 @@ class Scheduler:
         self.queue.requeue(entry, now, unschedulable=False)
 
     async def _report_failure(self, pod: Pod, reason: str, message: str) -> None:
-        """Set ``PodScheduled=False`` (if it says something new) and record a
-        FailedScheduling event. Both are best effort."""
+        """Record a FailedScheduling event and set ``PodScheduled=False`` (if it says
+        something new). Both are best effort."""
         assert self._pods is not None
+        self.events.record(pod, "Warning", "FailedScheduling", message, action="Scheduling")
         current = self._pods.cache.get_by_key(f"{pod.metadata.namespace}/{pod.metadata.name}")
         if current is not None and self._is_pending(current):
             condition = next(
@@ -312,7 +319,8 @@ class Scheduler:
                 or condition.message != message
             ):
                 await self._set_condition(current, condition, reason, message)
-        await self.events.record(pod, "Warning", "FailedScheduling", message, action="Scheduling")
+                return
+        await trio.lowlevel.checkpoint()
 
     async def _set_condition(
         self, pod: Pod, old: PodCondition | None, reason: str, message: str

@@ -13,7 +13,7 @@ from test_kubelet_pure import SANDBOX, app, info, make_pod
 from controlplane.api.core_pod import PodCondition
 from controlplane.clock import to_wall
 from controlplane.kubelet.admission import Resources, pod_requests
-from controlplane.kubelet.events import EventRecorder
+from controlplane.events import EventRecorder
 from controlplane.kubelet.model import NO_MEMORY, ObservedPod, PodMemory
 from controlplane.kubelet.pod_workers import PodWorker, PodWorkers
 from controlplane.kubelet.status import compute_status
@@ -230,6 +230,7 @@ async def test_event_references_follow_the_object_version_and_field(autojump_clo
     client = _Capture()
     recorder = EventRecorder(
         client,  # type: ignore[arg-type]
+        component="kubelet",
         host="node-1",
         rng=random.Random(0),
         on_pending=lambda: None,

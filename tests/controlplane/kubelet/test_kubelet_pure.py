@@ -586,7 +586,7 @@ def test_qos_class(resources, qos):
 
 
 def test_event_spam_filter_allows_a_burst_then_one_per_five_minutes():
-    from controlplane.kubelet.events import SpamFilter
+    from controlplane.events import SpamFilter
 
     spam = SpamFilter(burst=25, refill=300)
     assert sum(spam.allow("pod-a", 0.0) for _ in range(40)) == 25
