@@ -53,8 +53,8 @@ from controlplane.api.meta import object_key
 from controlplane.client.informer import Informer
 from controlplane.client.protocol import Client
 from controlplane.client.workqueue import WorkQueue, WorkTrackerLike
-from controlplane.kubelet.admission import Resources
 from controlplane.events import EventRecorder
+from controlplane.kubelet.admission import Resources
 from controlplane.kubelet.heartbeat import LeaseMissing, NodeHeartbeat
 from controlplane.kubelet.labels import parse_container_labels, pod_key_of
 from controlplane.kubelet.node import LEASE_RENEW_SECONDS, NODE_STATUS_REPORT_SECONDS

@@ -40,10 +40,10 @@ from actors.timers import Timer, TimerService
 from controlplane import errors
 from controlplane.api.core_pod import Pod, PodSpec, PodStatus
 from controlplane.client.protocol import Client
+from controlplane.events import EventRecorder
 from controlplane.kubelet.admission import Rejection, Resources, check_fit, pod_requests
 from controlplane.kubelet.backoff import next_image_backoff
 from controlplane.kubelet.containers import container_config
-from controlplane.events import EventRecorder
 from controlplane.kubelet.labels import parse_container_labels, sandbox_labels
 from controlplane.kubelet.model import (
     NO_MEMORY,

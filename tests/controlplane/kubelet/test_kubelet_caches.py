@@ -12,8 +12,8 @@ from test_kubelet_pure import SANDBOX, app, info, make_pod
 
 from controlplane.api.core_pod import PodCondition
 from controlplane.clock import to_wall
-from controlplane.kubelet.admission import Resources, pod_requests
 from controlplane.events import EventRecorder
+from controlplane.kubelet.admission import Resources, pod_requests
 from controlplane.kubelet.model import NO_MEMORY, ObservedPod, PodMemory
 from controlplane.kubelet.pod_workers import PodWorker, PodWorkers
 from controlplane.kubelet.status import compute_status
