@@ -24,6 +24,7 @@ from controlplane.api.core import Namespace
 from controlplane.api.meta import ObjectMeta
 from controlplane.chaos import Chaos
 from controlplane.client.local import LocalClient
+from controlplane.controllers import DEFAULT_CONTROLLERS, ControllerFactory, ControllerManager
 from controlplane.determinism import seeded_scheduler
 from controlplane.machines import Machines
 from controlplane.nodes import NodeTemplate
@@ -78,6 +79,7 @@ class Cluster:
     timers: TimerService
     machines: Machines
     scheduler: Scheduler
+    controller_manager: ControllerManager
     _tracker: WorkTracker
 
     async def apply(self, manifest: Manifest | Iterable[Manifest]) -> Any:
@@ -210,6 +212,7 @@ async def open_cluster(
     node_template: NodeTemplate | None = None,
     store_options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
+    controllers: Iterable[ControllerFactory] | None = None,
 ) -> AsyncIterator[Cluster]:
     """Start an in-process cluster; yield a :class:`Cluster`; stop everything on exit.
 
@@ -223,6 +226,9 @@ async def open_cluster(
             (history limits, watch buffer sizes, bookmark interval).
         registry: the images machines pull (default: any image pulls in about a second
             and runs forever); also reachable as ``cluster.registry``.
+        controllers: ``(name, factory)`` pairs the controller manager runs (default:
+            :data:`controlplane.controllers.DEFAULT_CONTROLLERS`; ``()`` runs none, to
+            test a controller of your own against a bare cluster).
 
     Runs under any trio clock; under ``MockClock(autojump_threshold=0)`` it runs in
     virtual time. The supervisor fails the block loudly if a component keeps crashing.
@@ -250,6 +256,13 @@ async def open_cluster(
                 components, rng=random.Random(f"{seed}:scheduler"), tracker=tracker
             )
             await supervisor.start_child("scheduler", scheduler.run)
+            controller_manager = ControllerManager(
+                components,
+                DEFAULT_CONTROLLERS if controllers is None else tuple(controllers),
+                seed=seed,
+                tracker=tracker,
+            )
+            await supervisor.start_child("controller-manager", controller_manager.run)
             network = Network(random.Random(f"{seed}:network"))
             registry = registry or Registry()
             machines = Machines(
@@ -272,6 +285,7 @@ async def open_cluster(
                 timers=timers,
                 machines=machines,
                 scheduler=scheduler,
+                controller_manager=controller_manager,
                 tracker=tracker,
             )
             for i in range(1, nodes + 1):

@@ -172,6 +172,24 @@ class Cache:
         except KeyError:
             raise KeyError(f"no index named {index_name!r}") from None
 
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Add an index (shared informers: each controller brings the indexes it reads);
+        objects already cached are indexed at once.
+
+        Raises:
+            ValueError: an index called ``name`` exists with another function.
+        """
+        existing = self._index_funcs.get(name)
+        if existing is fn:
+            return
+        if existing is not None:
+            raise ValueError(f"an index named {name!r} exists already")
+        self._index_funcs[name] = fn
+        self._indexes[name] = index = {}
+        for key, obj in self._items.items():
+            for value in fn(obj):
+                index.setdefault(value, {})[key] = None
+
     # -- writes (the informer's; tests and fakes may use them too) -------------------
 
     def upsert(self, obj: Any) -> Any | None:
