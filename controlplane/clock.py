@@ -21,6 +21,12 @@ def to_wall(t: float) -> datetime:
     return EPOCH + timedelta(seconds=int(t))
 
 
+def precise_wall(t: float) -> datetime:
+    """The wall-clock instant for trio time ``t``, not truncated (``time.Now()`` in Go,
+    for comparisons with truncated timestamps)."""
+    return EPOCH + timedelta(seconds=t)
+
+
 def wall_now() -> datetime:
     """The current virtual wall-clock time (whole seconds). Must run inside trio."""
     return to_wall(trio.current_time())

@@ -12,6 +12,7 @@ from controlplane.controllers.framework import (
     SharedInformers,
 )
 from controlplane.controllers.manager import ControllerManager
+from controlplane.controllers.replicaset import ReplicaSetController, ReplicationManager
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
@@ -19,8 +20,13 @@ __all__ = [
     "ControllerContext",
     "ControllerFactory",
     "ControllerManager",
+    "ReplicaSetController",
+    "ReplicationManager",
     "SharedInformers",
 ]
 
 #: ``(name, factory)`` for every controller a cluster runs, in start order.
-DEFAULT_CONTROLLERS: tuple[ControllerFactory, ...] = ()
+DEFAULT_CONTROLLERS: tuple[ControllerFactory, ...] = (
+    (ReplicaSetController.name, ReplicaSetController),
+    (ReplicationManager.name, ReplicationManager),
+)

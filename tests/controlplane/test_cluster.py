@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from controlplane import errors, open_cluster
 from controlplane.api import ConfigMap, ObjectMeta
@@ -195,6 +196,14 @@ async def test_chaos_store_fault(autojump_clock):
             )
         fault.remove()
         await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+
+
+async def test_cluster_fixture_runs_in_virtual_time(cluster):
+    # the plugin supplies the autojumping clock although the test did not ask for it
+    assert isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+    start = trio.current_time()
+    await trio.sleep(3600)
+    assert trio.current_time() - start == 3600
 
 
 async def test_cluster_fixture_from_the_plugin(cluster):
