@@ -19,6 +19,7 @@ import trio
 from actors import WorkTracker, open_supervisor
 from actors.timers import TimerService
 from controlplane import errors
+from controlplane.admission import default_admission_steps
 from controlplane.api import from_dict, load_yaml
 from controlplane.api.core import Namespace
 from controlplane.api.meta import ObjectMeta
@@ -213,6 +214,7 @@ async def open_cluster(
     store_options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
     controllers: Iterable[ControllerFactory] | None = None,
+    admission: Callable[[Store], Iterable[Any]] | None = None,
 ) -> AsyncIterator[Cluster]:
     """Start an in-process cluster; yield a :class:`Cluster`; stop everything on exit.
 
@@ -229,6 +231,9 @@ async def open_cluster(
         controllers: ``(name, factory)`` pairs the controller manager runs (default:
             :data:`controlplane.controllers.DEFAULT_CONTROLLERS`; ``()`` runs none, to
             test a controller of your own against a bare cluster).
+        admission: builds the store's admission steps from the store (default:
+            :func:`controlplane.admission.default_admission_steps`; ``lambda store: ()``
+            runs only defaulting and validation).
 
     Runs under any trio clock; under ``MockClock(autojump_threshold=0)`` it runs in
     virtual time. The supervisor fails the block loudly if a component keeps crashing.
@@ -243,6 +248,8 @@ async def open_cluster(
             work_tracker=tracker,
             **dict(store_options or {}),
         )
+        for step in (admission or default_admission_steps)(store):
+            store.add_admission_step(step)
         async with open_supervisor(name="cluster") as supervisor:
             await supervisor.start_child("store", store.run)
             timers = TimerService()

@@ -27,6 +27,7 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "JobTemplateSpec",
+    "UncountedTerminatedPods",
 ]
 
 
@@ -58,6 +59,15 @@ class JobCondition:
 
 
 @attrs.frozen(kw_only=True)
+class UncountedTerminatedPods:
+    """Uids of finished pods the Job controller has seen but not yet added to the
+    counters (it removes their tracking finalizers in between)."""
+
+    succeeded: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
+    failed: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
+
+
+@attrs.frozen(kw_only=True)
 class JobStatus:
     conditions: tuple[JobCondition, ...] = attrs.field(default=(), converter=as_tuple)
     start_time: datetime | None = None
@@ -65,8 +75,10 @@ class JobStatus:
     active: int = 0
     succeeded: int = 0
     failed: int = 0
+    terminating: int | None = None
     ready: int | None = None
     completed_indexes: str | None = None
+    uncounted_terminated_pods: UncountedTerminatedPods | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -61,6 +61,7 @@ __all__ = [
     "LimitRangeItem",
     "LimitRangeSpec",
     "Namespace",
+    "NamespaceCondition",
     "NamespaceSpec",
     "NamespaceStatus",
     "ReplicationController",
@@ -81,8 +82,21 @@ class NamespaceSpec:
 
 
 @attrs.frozen(kw_only=True)
+class NamespaceCondition:
+    """What the namespace controller reports while deleting a namespace's content
+    (``NamespaceContentRemaining``, ``NamespaceFinalizersRemaining``...)."""
+
+    type: str = ""
+    status: str = ""
+    last_transition_time: datetime | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class NamespaceStatus:
     phase: str | None = None
+    conditions: tuple[NamespaceCondition, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @attrs.frozen(kw_only=True)

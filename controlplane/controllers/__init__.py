@@ -5,14 +5,19 @@ functions (see :mod:`controlplane.controllers.framework`); :class:`ControllerMan
 runs them all as one actor. :data:`DEFAULT_CONTROLLERS` is what ``open_cluster`` starts.
 """
 
+from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.framework import (
     Controller,
     ControllerContext,
     ControllerFactory,
     SharedInformers,
 )
+from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.job import JobController
 from controlplane.controllers.manager import ControllerManager
+from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.replicaset import ReplicaSetController, ReplicationManager
+from controlplane.controllers.resourcequota import ResourceQuotaController
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
@@ -20,6 +25,7 @@ __all__ = [
     "ControllerContext",
     "ControllerFactory",
     "ControllerManager",
+    "DeploymentController",
     "ReplicaSetController",
     "ReplicationManager",
     "SharedInformers",
@@ -29,4 +35,9 @@ __all__ = [
 DEFAULT_CONTROLLERS: tuple[ControllerFactory, ...] = (
     (ReplicaSetController.name, ReplicaSetController),
     (ReplicationManager.name, ReplicationManager),
+    (DeploymentController.name, DeploymentController),
+    (JobController.name, JobController),
+    (GarbageCollector.name, GarbageCollector),
+    (NamespaceController.name, NamespaceController),
+    (ResourceQuotaController.name, ResourceQuotaController),
 )

@@ -3,7 +3,7 @@
 ``sync(key)`` is Kubernetes' ``syncReplicaSet``, level-triggered:
 
 1. read the owner from the cache (gone: forget its expectations, done);
-2. claim pods (:func:`~controlplane.controllers.replication.claim_pods`): adopt matching
+2. claim pods (:func:`~controlplane.controllers.replication.claim_dependents`): adopt matching
    orphans (after a fresh read of the owner proves it is neither replaced nor being
    deleted) and release owned pods that stopped matching — both are ownerReference
    updates of the pod;
@@ -24,7 +24,6 @@ by a matching owner), at a cost that grows with the owner's pods.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import attrs
@@ -38,16 +37,15 @@ from controlplane.api.meta import LabelSelector, object_key
 from controlplane.clock import precise_wall, to_wall
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.framework import OWNER_UID_INDEX, ControllerContext, controller_uid
+from controlplane.controllers.ownership import adopt_and_release
 from controlplane.controllers.pods import (
     is_active,
     is_ready,
-    owner_reference,
     pod_from_template,
-    with_owner_references,
 )
 from controlplane.controllers.replication import (
     ReplicaCounts,
-    claim_pods,
+    claim_dependents,
     pods_to_delete,
     replica_counts,
     scale_plan,
@@ -184,8 +182,12 @@ class ReplicaSetController:
         meta = owner.metadata
         selector = self.selector(owner)
         deleting = meta.deletion_timestamp is not None
-        claim = claim_pods(meta.uid, meta.namespace, selector, deleting, self._candidates(owner))
-        owned = await self._adopt_and_release(owner, claim.owned, claim.adopt, claim.release)
+        claim = claim_dependents(
+            meta.uid, meta.namespace, selector, deleting, self._candidates(owner)
+        )
+        owned = await adopt_and_release(
+            self._client, owner, claim.owned, claim.adopt, claim.release
+        )
         active = [pod for pod in owned if is_active(pod)]
         failure: errors.ApiError | None = None
         if self.expectations.satisfied(key) and not deleting:
@@ -199,37 +201,6 @@ class ReplicaSetController:
         cache = self._pods.cache
         seen = cache.by_index(OWNER_UID_INDEX, owner.metadata.uid)
         return [*seen, *cache.by_index(ORPHAN_INDEX, owner.metadata.namespace)]
-
-    async def _adopt_and_release(
-        self, owner: Any, owned: Iterable[Pod], adopt: tuple[Pod, ...], release: tuple[Pod, ...]
-    ) -> list[Pod]:
-        kept = list(owned)
-        if adopt:
-            fresh = await self._client.get(
-                type(owner), owner.metadata.name, namespace=owner.metadata.namespace
-            )
-            if fresh.metadata.uid != owner.metadata.uid or fresh.metadata.deletion_timestamp:
-                # replaced or being deleted since the cache saw it: adopt nothing
-                adopted = {pod.metadata.uid for pod in adopt}
-                kept = [pod for pod in kept if pod.metadata.uid not in adopted]
-                adopt = ()
-        ref = owner_reference(owner)
-        for pod in adopt:
-            refs = (*pod.metadata.owner_references, ref)
-            if not await self._update_pod_refs(pod, refs):
-                kept = [p for p in kept if p.metadata.uid != pod.metadata.uid]
-        for pod in release:
-            refs = tuple(r for r in pod.metadata.owner_references if r.uid != owner.metadata.uid)
-            await self._update_pod_refs(pod, refs)
-        return kept
-
-    async def _update_pod_refs(self, pod: Pod, refs: tuple[Any, ...]) -> bool:
-        """Write ``pod`` with new ownerReferences; False if it is gone."""
-        try:
-            await self._client.update(with_owner_references(pod, refs))
-        except errors.NotFound:
-            return False
-        return True
 
     async def _manage(self, key: str, owner: Any, active: list[Pod]) -> None:
         diff = scale_plan(len(active), owner.spec.replicas or 0)

@@ -4,8 +4,9 @@ Kubernetes shares one controller between the two kinds (``pkg/controller/replica
 the ReplicationManager wraps ReplicationControllers as ReplicaSets); here both kinds share
 these functions and one actor class (:mod:`controlplane.controllers.replicaset`):
 
-- :func:`claim_pods`: which pods the owner keeps, adopts (orphans its selector matches)
-  and releases (pods it owns that stopped matching) — ``ControllerRefManager.ClaimPods``;
+- :func:`claim_dependents`: which pods (or, for a Deployment, ReplicaSets) the owner
+  keeps, adopts (orphans its selector matches) and releases (those it owns that stopped
+  matching) — ``ControllerRefManager.ClaimPods``;
 - :func:`scale_plan`: create or delete how many, capped at 500 per sync
   (``burstReplicas``);
 - :func:`slow_start_batches`: creations go out in batches of 1, 2, 4 … and stop at the
@@ -38,7 +39,7 @@ __all__ = [
     "DELETION_COST_ANNOTATION",
     "Claim",
     "ReplicaCounts",
-    "claim_pods",
+    "claim_dependents",
     "pods_to_delete",
     "replica_counts",
     "scale_plan",
@@ -53,22 +54,23 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 @attrs.frozen
 class Claim:
-    """The outcome of :func:`claim_pods`: ``owned`` includes the pods to ``adopt``."""
+    """The outcome of :func:`claim_dependents`: ``owned`` includes the pods to ``adopt``."""
 
     owned: tuple[Pod, ...]
     adopt: tuple[Pod, ...]
     release: tuple[Pod, ...]
 
 
-def claim_pods(
+def claim_dependents(
     owner_uid: str,
     namespace: str,
     selector: Selector,
     owner_deleting: bool,
     pods: Iterable[Pod],
 ) -> Claim:
-    """Sort ``pods`` (candidates in the owner's namespace) into what the owner keeps,
-    adopts and releases. An owner being deleted neither adopts nor releases."""
+    """Sort candidate dependents (pods of a ReplicaSet, ReplicaSets of a Deployment) into
+    what the owner keeps, adopts and releases. An owner being deleted neither adopts nor
+    releases."""
     owned: list[Pod] = []
     adopt: list[Pod] = []
     release: list[Pod] = []

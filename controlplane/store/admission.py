@@ -11,6 +11,8 @@ Order, as the apiserver runs it for a create or update:
    Conflict), so a step with side effects runs only for writes that will otherwise
    succeed. A step that allocates something may define ``abort(op, obj)``: it is called,
    in reverse order, for every step that admitted the object when a later step refused.
+   A step may define ``committed(op, stored, old)``: called once the write is stored,
+   in the same synchronous step (see :meth:`Admission.run_committed`).
 
 Deletes do not run the chain (Kubernetes runs only validating webhooks on delete).
 A refused write raises an ``errors.ApiError`` and changes nothing in the store.
@@ -107,3 +109,12 @@ class Admission:
                     abort(op, obj)
             raise
         return obj
+
+    def run_committed(self, op: Operation, obj: Any, old: Any | None) -> None:
+        """After the write is stored, in the same synchronous step: call the optional
+        ``committed(op, stored, old)`` of each step (ResourceQuota charges the quota
+        there, so nothing can run between the write and the charge)."""
+        for step in self._steps:
+            committed = getattr(step, "committed", None)
+            if committed is not None:
+                committed(op, obj, old)

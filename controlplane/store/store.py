@@ -442,6 +442,12 @@ class Store:
 
     # ----- admission and introspection -----------------------------------------------
 
+    def update_status_nowait(self, obj: T) -> T:
+        """:meth:`update_status` without the checkpoint, for an admission step that must
+        change another object in the same atomic write (ResourceQuota charging
+        ``status.used`` from its ``committed`` hook). Raises as :meth:`update_status`."""
+        return self._update(obj, "update_status")  # type: ignore[no-any-return]
+
     def add_admission_step(self, step: AdmissionStep) -> None:
         """Run ``step`` on every later create and update, after validation."""
         self._admission.add_step(step)
@@ -586,6 +592,7 @@ class Store:
             self._index_pod(None, obj)
         self._revision = revision
         self._record(Change(revision, "ADDED", kind, None, obj, now))
+        admission.run_committed("create", obj, None)
         return obj
 
     def _stored(self, info: KindInfo, name: str, namespace: str) -> tuple[str, Any]:
@@ -665,7 +672,9 @@ class Store:
             return stored  # a no-op update writes nothing
         admission_op = "update_status" if op == "update_status" else "update"
         new = admission.run_steps(admission_op, new, stored)  # type: ignore[arg-type]
-        return self._commit_update(info, ns, stored, new, generation, trio.current_time())
+        new = self._commit_update(info, ns, stored, new, generation, trio.current_time())
+        admission.run_committed(admission_op, new, stored)  # type: ignore[arg-type]
+        return new
 
     def _commit_update(
         self, info: KindInfo, ns: str, stored: Any, new: Any, generation: int, now: float

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_GRACE_SECONDS",
     "FOREGROUND",
     "ORPHAN",
+    "ORPHAN_BY_DEFAULT",
     "KindTraits",
     "plan_delete",
     "should_remove_after_update",
@@ -148,11 +149,24 @@ def should_remove_after_update(new: Any, old: Any) -> bool:
     return not meta.deletion_grace_period_seconds
 
 
-def _gc_finalizers(finalizers: tuple[str, ...], policy: str | None) -> tuple[str, ...]:
+#: Kinds whose registry strategy's ``DefaultGarbageCollectionPolicy`` is
+#: ``OrphanDependents`` at the apiVersion kubetrio serves, kept for backward compatibility:
+#: core/v1 ReplicationController and batch/v1 Job (``kubectl delete`` still cascades: it
+#: sends ``propagationPolicy=Background``). Every other kind defaults to Background.
+ORPHAN_BY_DEFAULT = frozenset({"ReplicationController", "Job"})
+
+
+def _gc_finalizers(finalizers: tuple[str, ...], policy: str | None, kind: str) -> tuple[str, ...]:
     """``deletionFinalizersForGarbageCollection``: the finalizers after a delete with
-    ``policy`` (Foreground adds ``foregroundDeletion``, Orphan adds ``orphan``)."""
+    ``policy`` (Foreground adds ``foregroundDeletion``, Orphan adds ``orphan``).
+
+    Without a policy a GC finalizer already on the object decides; failing that the
+    kind's default (``shouldOrphanDependents``): ``orphan`` for :data:`ORPHAN_BY_DEFAULT`.
+    """
     if policy is None:
-        return finalizers
+        if kind not in ORPHAN_BY_DEFAULT or FOREGROUND in finalizers or ORPHAN in finalizers:
+            return finalizers
+        return (*finalizers, ORPHAN)
     kept = tuple(f for f in finalizers if f not in (FOREGROUND, ORPHAN))
     if policy == "Orphan":
         return (*kept, ORPHAN)
@@ -200,7 +214,7 @@ def plan_delete(
         grace_period_seconds = 1  # as the apiserver: negative means "soon"
     meta = stored.metadata
     kind = type(stored).kind
-    finalizers = _gc_finalizers(meta.finalizers, propagation_policy)
+    finalizers = _gc_finalizers(meta.finalizers, propagation_policy, kind)
     changes: dict[str, Any] = {}
     if finalizers != meta.finalizers:
         changes["finalizers"] = finalizers

@@ -12,7 +12,7 @@ from controlplane.api.meta import ObjectMeta, OwnerReference
 from controlplane.clock import EPOCH
 from controlplane.controllers.replication import (
     BURST_REPLICAS,
-    claim_pods,
+    claim_dependents,
     pods_to_delete,
     replica_counts,
     scale_plan,
@@ -100,7 +100,7 @@ def test_claim_keeps_owned_adopts_matching_orphans_releases_non_matching():
     other_orphan = pod("other", owner=None, labels={"app": "db"})
     foreign = pod("foreign", owner="someone-else")
     dying_orphan = pod("dying", owner=None, deleting=True)
-    claim = claim_pods(
+    claim = claim_dependents(
         "rs-uid",
         "default",
         selector,
@@ -111,7 +111,7 @@ def test_claim_keeps_owned_adopts_matching_orphans_releases_non_matching():
     assert names(claim.adopt) == ["orphan"]
     assert names(claim.release) == ["stray"]
     # an owner being deleted neither adopts nor releases
-    claim = claim_pods("rs-uid", "default", selector, True, [mine, stray, orphan])
+    claim = claim_dependents("rs-uid", "default", selector, True, [mine, stray, orphan])
     assert (names(claim.owned), claim.adopt, claim.release) == (["mine"], (), ())
 
 
