@@ -32,8 +32,6 @@ the TTL-after-finished controller.
 
 from __future__ import annotations
 
-import contextlib
-
 import attrs
 import trio
 
@@ -46,7 +44,9 @@ from controlplane.controllers import job_pods as jp
 from controlplane.controllers import job_status as js
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.framework import OWNER_UID_INDEX, ControllerContext
-from controlplane.controllers.pods import owner_reference, pod_from_template
+from controlplane.controllers.ownership import adopt_and_release
+from controlplane.controllers.pods import pod_from_template
+from controlplane.controllers.replication import claim_dependents, slow_start_batches
 
 __all__ = ["JobController"]
 
@@ -56,15 +56,14 @@ ORPHAN_PREFIX = "pod:"
 FINALIZER_RETRIES = 5
 
 
-def _slow_start(count: int) -> list[int]:
-    """Batch sizes 1, 2, 4 … for ``count`` creations (``SlowStartInitialBatchSize``)."""
-    sizes: list[int] = []
-    size = min(count, 1)
-    while count > 0:
-        sizes.append(size)
-        count -= size
-        size = min(2 * size, count)
-    return sizes
+def _with_tracking(pod: Pod, tracked: bool) -> Pod:
+    """``pod`` with or without the Job tracking finalizer."""
+    meta = pod.metadata
+    if (jp.JOB_TRACKING_FINALIZER in meta.finalizers) == tracked:
+        return pod
+    others = tuple(f for f in meta.finalizers if f != jp.JOB_TRACKING_FINALIZER)
+    finalizers = (*others, jp.JOB_TRACKING_FINALIZER) if tracked else others
+    return attrs.evolve(pod, metadata=attrs.evolve(meta, finalizers=finalizers))
 
 
 class _FinalizerExpectations:
@@ -285,51 +284,16 @@ class JobController:
             if p.metadata.controller_ref() is None
         ]
         deleting = meta.deletion_timestamp is not None
-        claim = jp.claim_pods(meta.uid, meta.namespace, selector, deleting, [*owned, *orphans])
-        kept = list(claim.owned)
-        if claim.adopt:
-            # RecheckDeletionTimestamp: adopt nothing for a Job replaced or being deleted.
-            fresh = await self._client.get("Job", meta.name, namespace=meta.namespace)
-            if fresh.metadata.uid != meta.uid or fresh.metadata.deletion_timestamp:
-                adopted = {p.metadata.uid for p in claim.adopt}
-                return [p for p in kept if p.metadata.uid not in adopted]
-        ref = owner_reference(job)
-        for pod in claim.adopt:
-            pod_meta = pod.metadata
-            finalizers = pod_meta.finalizers
-            if jp.JOB_TRACKING_FINALIZER not in finalizers:
-                finalizers = (*finalizers, jp.JOB_TRACKING_FINALIZER)
-            adopted_pod = attrs.evolve(
-                pod,
-                metadata=attrs.evolve(
-                    pod_meta,
-                    owner_references=(*pod_meta.owner_references, ref),
-                    finalizers=finalizers,
-                ),
-            )
-            try:
-                stored = await self._client.update(adopted_pod)
-            except errors.NotFound:
-                kept = [p for p in kept if p.metadata.uid != pod_meta.uid]
-                continue
-            kept = [stored if p.metadata.uid == pod_meta.uid else p for p in kept]
-        for pod in claim.release:
-            pod_meta = pod.metadata
-            released = attrs.evolve(
-                pod,
-                metadata=attrs.evolve(
-                    pod_meta,
-                    owner_references=tuple(
-                        r for r in pod_meta.owner_references if r.uid != meta.uid
-                    ),
-                    finalizers=tuple(
-                        f for f in pod_meta.finalizers if f != jp.JOB_TRACKING_FINALIZER
-                    ),
-                ),
-            )
-            with contextlib.suppress(errors.NotFound):
-                await self._client.update(released)
-        return kept
+        claim = claim_dependents(meta.uid, meta.namespace, selector, deleting, [*owned, *orphans])
+        return await adopt_and_release(
+            self._client,
+            job,
+            claim.owned,
+            claim.adopt,
+            claim.release,
+            on_adopt=lambda pod: _with_tracking(pod, True),
+            on_release=lambda pod: _with_tracking(pod, False),
+        )
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -344,7 +308,7 @@ class JobController:
         shared = pod_from_template(template, job)
         attempted = 0
         not_created = 0
-        for size in _slow_start(count):
+        for size in slow_start_batches(count):
             failure: errors.ApiError | None = None
             for _ in range(size):
                 index = indexes[attempted] if indexes else None

@@ -24,7 +24,6 @@ from controlplane.api.core_pod import (
     Pod,
     PodTemplateSpec,
 )
-from controlplane.api.labels import Selector
 from controlplane.clock import EPOCH
 from controlplane.controllers.pods import is_ready, pod_from_template
 
@@ -39,8 +38,6 @@ __all__ = [
     "LEGACY_JOB_NAME_LABEL",
     "MAX_POD_FAILURE_BACKOFF",
     "BackoffRecord",
-    "Claim",
-    "claim_pods",
     "completion_index",
     "finished_time",
     "first_pending_indexes",
@@ -109,46 +106,6 @@ def pod_labels(job: Job) -> Mapping[str, str]:
 
 
 # -- ownership -------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Claim:
-    """What :func:`claim_pods` decides: ``owned`` includes the pods to ``adopt``."""
-
-    owned: tuple[Pod, ...]
-    adopt: tuple[Pod, ...]
-    release: tuple[Pod, ...]
-
-
-def claim_pods(
-    job_uid: str, namespace: str, selector: Selector, deleting: bool, pods: Iterable[Pod]
-) -> Claim:
-    """``PodControllerRefManager.ClaimPods``: of ``pods`` (candidates), those the Job
-    keeps (it controls them and they match), adopts (orphans in its namespace that match
-    and are not being deleted) and releases (it controls them, they no longer match).
-    A Job being deleted neither adopts nor releases (nor keeps what stopped matching)."""
-    owned: list[Pod] = []
-    adopt: list[Pod] = []
-    release: list[Pod] = []
-    for pod in pods:
-        meta = pod.metadata
-        ref = meta.controller_ref()
-        matches = selector.matches(meta.labels)
-        if ref is not None:
-            if ref.uid != job_uid:
-                continue
-            if matches:
-                owned.append(pod)
-            elif not deleting:
-                release.append(pod)
-            continue
-        if deleting or not matches or meta.deletion_timestamp is not None:
-            continue
-        if meta.namespace != namespace:
-            continue
-        adopt.append(pod)
-        owned.append(pod)
-    return Claim(tuple(owned), tuple(adopt), tuple(release))
 
 
 # -- stamping pods ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ the same name, must not hand it new dependents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from controlplane import errors
@@ -24,9 +24,14 @@ async def adopt_and_release(
     owned: Sequence[Any],
     adopt: Sequence[Any],
     release: Sequence[Any],
+    *,
+    on_adopt: Callable[[Any], Any] | None = None,
+    on_release: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
-    """Write the claim; return ``owned`` minus what could not be adopted (gone, or the
-    owner is not what the cache said)."""
+    """Write the claim; return ``owned`` (adopted ones as stored) minus what could not be
+    adopted (gone, or the owner is not what the cache said). ``on_adopt`` /
+    ``on_release`` change a dependent further in the same write (a Job adds or removes
+    its tracking finalizer)."""
     kept = list(owned)
     if adopt:
         fresh = await client.get(
@@ -38,18 +43,20 @@ async def adopt_and_release(
             adopt = ()
     ref = owner_reference(owner)
     for obj in adopt:
-        if not await _set_owner_references(client, obj, (*obj.metadata.owner_references, ref)):
-            kept = [o for o in kept if o.metadata.uid != obj.metadata.uid]
+        new = with_owner_references(obj, (*obj.metadata.owner_references, ref))
+        stored = await _write(client, on_adopt(new) if on_adopt else new)
+        uid = obj.metadata.uid
+        kept = [o for o in kept if o.metadata.uid != uid] + ([stored] if stored else [])
     for obj in release:
         refs = tuple(r for r in obj.metadata.owner_references if r.uid != owner.metadata.uid)
-        await _set_owner_references(client, obj, refs)
+        new = with_owner_references(obj, refs)
+        await _write(client, on_release(new) if on_release else new)
     return kept
 
 
-async def _set_owner_references(client: Client, obj: Any, refs: tuple[Any, ...]) -> bool:
-    """Write ``obj`` with new ownerReferences; False if it is gone."""
+async def _write(client: Client, obj: Any) -> Any | None:
+    """Update ``obj``; None if it is gone."""
     try:
-        await client.update(with_owner_references(obj, refs))
+        return await client.update(obj)
     except errors.NotFound:
-        return False
-    return True
+        return None

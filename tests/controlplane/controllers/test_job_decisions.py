@@ -28,6 +28,7 @@ from controlplane.clock import to_wall
 from controlplane.controllers import job_decisions as jd
 from controlplane.controllers import job_pods as jp
 from controlplane.controllers import job_status as js
+from controlplane.controllers.replication import claim_dependents
 
 JOB_UID = "job-uid"
 
@@ -511,10 +512,10 @@ def test_claim_keeps_adopts_and_releases() -> None:
         ),
     )
     pods = [mine, strayed, orphan, dying_orphan, other_ns, theirs]
-    claim = jp.claim_pods(JOB_UID, "default", sel, False, pods)
+    claim = claim_dependents(JOB_UID, "default", sel, False, pods)
     assert [p.metadata.uid for p in claim.owned] == ["a", "c"]
     assert [p.metadata.uid for p in claim.adopt] == ["c"]
     assert [p.metadata.uid for p in claim.release] == ["b"]
-    deleting = jp.claim_pods(JOB_UID, "default", sel, True, pods)
+    deleting = claim_dependents(JOB_UID, "default", sel, True, pods)
     assert [p.metadata.uid for p in deleting.owned] == ["a"]
     assert deleting.adopt == deleting.release == ()
