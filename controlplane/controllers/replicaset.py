@@ -229,13 +229,7 @@ class ReplicaSetController:
 
     async def _create(self, key: str, owner: Any, count: int) -> None:
         template = self.template(owner)
-        if template is None:
-            raise errors.Invalid(
-                f"{self.kind.kind} {owner.metadata.name!r} has no spec.template",
-                kind=self.kind.kind,
-                name=owner.metadata.name,
-                causes=[errors.Cause("spec.template", "Required value")],
-            )
+        assert template is not None, "validation requires spec.template"
         self.expectations.expect(key, adds=count)
         pod = pod_from_template(template, owner)
         attempted = 0

@@ -54,3 +54,43 @@ def test_apply_reports_bad_input(tmp_path):
     result = CliRunner().invoke(main, ["apply", "-f", str(path)])
     assert result.exit_code == 1
     assert "Error: BadRequest: document 0: unknown kind 'Gizmo' in apiVersion 'v1'" in result.output
+
+
+def _demo_manifest(name: str) -> str:
+    from importlib.resources import files
+
+    return str(files("controlplane.demo") / name)
+
+
+def test_rolling_update_prints_kubectls_steps_and_ends_on_the_new_pods():
+    args = ["rolling-update", _demo_manifest("rc-v1.yaml"), _demo_manifest("rc-v2.yaml")]
+    result = CliRunner().invoke(main, [*args, "--update-period", "10"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    steps = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    assert steps[1:4] == [
+        "Created web-v2",
+        "Scaling up web-v2 from 0 to 3, scaling down web-v1 from 3 to 0"
+        " (keep 3 pods available, don't exceed 4 pods)",
+        "Scaling web-v2 up to 1",
+    ]
+    assert steps[-2:] == [
+        "Update succeeded. Deleting web-v1",
+        "replicationcontroller/web-v1 rolling updated to web-v2",
+    ]
+    pods = out[out.index("$ kubectl get pods") :].strip().splitlines()[2:]
+    assert len(pods) == 3 and all(p.startswith("web-v2-") and "Running" in p for p in pods)
+
+
+def test_rolling_update_can_be_aborted_and_refuses_bad_input():
+    v1, v2 = _demo_manifest("rc-v1.yaml"), _demo_manifest("rc-v2.yaml")
+    result = CliRunner().invoke(
+        main, ["rolling-update", v1, v2, "--update-period", "10", "--abort-after", "15"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "replicationcontroller/web-v1 rolled back" in result.output
+    pods = result.output[result.output.index("$ kubectl get pods") :].strip().splitlines()[2:]
+    assert len(pods) == 3 and all(p.startswith("web-v1-") for p in pods)
+    same = CliRunner().invoke(main, ["rolling-update", v1, v1])
+    assert same.exit_code == 1
+    assert "metadata.name: must differ" in same.output
