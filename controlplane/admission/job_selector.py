@@ -31,6 +31,9 @@ __all__ = ["JobSelector"]
 class JobSelector:
     """The admission step (``AdmissionStep`` protocol); other kinds pass unchanged."""
 
+    #: runs before validation (it changes the object)
+    mutating = True
+
     def admit(self, op: Operation, obj: Any, old: Any | None) -> Any:
         if op != "create" or not isinstance(obj, Job) or obj.spec.manual_selector:
             return obj
@@ -47,7 +50,7 @@ class JobSelector:
         try:
             matches = Selector.from_label_selector(selector).matches(labels)
         except SelectorError:
-            matches = False  # validation already refused a selector that does not parse
+            return obj  # validation, which runs next, says what is wrong with it
         if not matches or labels.get(CONTROLLER_UID_LABEL) != meta.uid:
             raise errors.Invalid(
                 [

@@ -10,9 +10,9 @@ immutable afterwards):
    ``default`` and ``default`` to ``max``, so a container with no request gets the
    default limit as its request when no defaultRequest is given. The pod is annotated
    ``kubernetes.io/limit-ranger: LimitRanger plugin set: cpu request for container app``.
-2. the defaulted pod is validated again (here admission steps run after validation; in
-   the apiserver mutating admission runs before it): a defaulted request above the
-   container's own limit is ``Invalid``, as Kubernetes reports it;
+2. it is a mutating step, so the store validates the defaulted pod afterwards: a
+   defaulted request above the container's own limit is ``Invalid``, as Kubernetes
+   reports it;
 3. **constraints** -- ``type: Container`` items judge each container, ``type: Pod``
    items the pod's effective requests and limits. The first LimitRange (by name) that is
    violated refuses with Kubernetes' words, several problems as ``[a, b]``::
@@ -30,7 +30,6 @@ from typing import Any
 import attrs
 
 from controlplane import errors
-from controlplane.api import validation
 from controlplane.api.frozen import FrozenDict
 from controlplane.api.quantity import Quantity
 from controlplane.quota import pod_limits, pod_requests
@@ -183,6 +182,9 @@ class LimitRangeAdmission:
         store: the store it reads the namespace's LimitRanges from (``list_nowait``).
     """
 
+    #: runs before validation (it changes the object)
+    mutating = True
+
     def __init__(self, store: Any) -> None:
         self._store = store
 
@@ -196,10 +198,6 @@ class LimitRangeAdmission:
         pod = obj
         for limit_range in ranges:
             pod = apply_defaults(limit_range, pod)
-        if pod is not obj:
-            causes = validation.validate(pod, old)
-            if causes:
-                raise errors.Invalid(causes, kind="Pod", namespace=meta.namespace, name=meta.name)
         for limit_range in ranges:
             problems = check_pod(limit_range, pod)
             if problems:

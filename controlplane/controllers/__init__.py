@@ -16,8 +16,10 @@ from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.job import JobController
 from controlplane.controllers.manager import ControllerManager
 from controlplane.controllers.namespace import NamespaceController
+from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController, ReplicationManager
 from controlplane.controllers.resourcequota import ResourceQuotaController
+from controlplane.controllers.taint_eviction import TaintEvictionController
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
@@ -40,4 +42,6 @@ DEFAULT_CONTROLLERS: tuple[ControllerFactory, ...] = (
     (GarbageCollector.name, GarbageCollector),
     (NamespaceController.name, NamespaceController),
     (ResourceQuotaController.name, ResourceQuotaController),
+    (NodeLifecycleController.name, NodeLifecycleController),
+    (TaintEvictionController.name, TaintEvictionController),
 )

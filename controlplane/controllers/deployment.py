@@ -25,7 +25,6 @@ writes. Rollback, pause and resume are client-side, as in kubectl
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import Any
 
 import attrs
@@ -34,28 +33,21 @@ import trio
 from controlplane import errors
 from controlplane.api.apps import Deployment, ReplicaSet, ReplicaSetSpec
 from controlplane.api.core_pod import Pod
-from controlplane.api.labels import Selector
 from controlplane.api.meta import LabelSelector, ObjectMeta, object_key
 from controlplane.clock import precise_wall, to_wall
 from controlplane.controllers import rollout
-from controlplane.controllers.framework import OWNER_UID_INDEX, ControllerContext, controller_uid
+from controlplane.controllers.framework import (
+    ORPHAN_INDEX,
+    OWNER_UID_INDEX,
+    ControllerContext,
+    compiled_selector,
+    controller_uid,
+)
 from controlplane.controllers.ownership import adopt_and_release
 from controlplane.controllers.pods import owner_reference
 from controlplane.controllers.replication import claim_dependents
 
 __all__ = ["DeploymentController"]
-
-#: ReplicaSets without a controller reference, by namespace.
-ORPHAN_INDEX = "orphan_namespace"
-
-
-def _orphan_namespace(obj: Any) -> list[str]:
-    return [] if obj.metadata.controller_ref() is not None else [obj.metadata.namespace]
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(selector: LabelSelector | None) -> Selector:
-    return Selector.from_label_selector(selector)
 
 
 class DeploymentController:
@@ -70,9 +62,7 @@ class DeploymentController:
         self._log = context.log
         self._deployments = context.informers.informer("Deployment")
         self._deployments.add_event_handler(self._enqueue, self._updated, self._enqueue)
-        self._sets = context.informers.informer(
-            "ReplicaSet", indexers={ORPHAN_INDEX: _orphan_namespace}
-        )
+        self._sets = context.informers.informer("ReplicaSet")
         self._sets.add_event_handler(self._rs_changed, self._rs_updated, self._rs_changed)
         self._pods = context.informers.informer("Pod")
         self._pods.add_event_handler(None, self._pod_updated, self._pod_deleted)
@@ -99,7 +89,7 @@ class DeploymentController:
             self._queue.add(key)
         elif rs.metadata.controller_ref() is None:
             for deployment in self._deployments.cache.list(rs.metadata.namespace):
-                if _compiled(deployment.spec.selector).matches(rs.metadata.labels):
+                if compiled_selector(deployment.spec.selector).matches(rs.metadata.labels):
                     self._queue.add(object_key(deployment))
 
     def _rs_updated(self, old: ReplicaSet, new: ReplicaSet) -> None:
@@ -171,7 +161,7 @@ class DeploymentController:
         claim = claim_dependents(
             d.metadata.uid,
             d.metadata.namespace,
-            _compiled(d.spec.selector),
+            compiled_selector(d.spec.selector),
             d.metadata.deletion_timestamp is not None,
             candidates,
         )

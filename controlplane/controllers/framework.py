@@ -22,11 +22,12 @@ in-process and rarely wait, so more workers would buy interleavings, not through
 
 Informers are shared, as client-go's ``SharedInformerFactory``: one Pod informer serves
 the ReplicaSet, Job, garbage-collector and quota controllers. Each controller adds the
-indexes it reads (``owner_uid`` is built in).
+indexes it reads (``owner_uid`` and ``orphan_namespace`` are built in).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -37,6 +38,8 @@ import trio
 
 from controlplane import errors
 from controlplane.api.kinds import resolve_kind
+from controlplane.api.labels import Selector
+from controlplane.api.meta import LabelSelector
 from controlplane.client.cache import IndexFunc
 from controlplane.client.informer import Informer
 from controlplane.client.protocol import Client, KindLike
@@ -44,11 +47,13 @@ from controlplane.client.workqueue import WorkQueue, WorkTrackerLike
 from controlplane.events import EventRecorder
 
 __all__ = [
+    "ORPHAN_INDEX",
     "OWNER_UID_INDEX",
     "Controller",
     "ControllerContext",
     "ControllerFactory",
     "SharedInformers",
+    "compiled_selector",
     "controller_uid",
     "run_controller",
 ]
@@ -57,10 +62,22 @@ log = structlog.get_logger(__name__)
 
 #: ``metadata.ownerReferences[*].uid`` → keys: what an owner owns (controller or not).
 OWNER_UID_INDEX = "owner_uid"
+#: ``metadata.namespace`` → keys of objects without a controller (candidates for adoption).
+ORPHAN_INDEX = "orphan_namespace"
 
 
 def owner_uids(obj: Any) -> Iterable[str]:
     return [ref.uid for ref in obj.metadata.owner_references]
+
+
+def orphan_namespace(obj: Any) -> Iterable[str]:
+    return [] if obj.metadata.controller_ref() is not None else [obj.metadata.namespace]
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled_selector(selector: LabelSelector | None) -> Selector:
+    """``selector`` compiled once (selectors are frozen, and read on every sync)."""
+    return Selector.from_label_selector(selector)
 
 
 def controller_uid(obj: Any) -> str | None:
@@ -96,6 +113,7 @@ class SharedInformers:
                 raise RuntimeError(f"no informer for {name}: informers are already running")
             informer = Informer(self._client, name, tracker=self._tracker)
             informer.cache.add_indexer(OWNER_UID_INDEX, owner_uids)
+            informer.cache.add_indexer(ORPHAN_INDEX, orphan_namespace)
             self._informers[name] = informer
         for index_name, fn in (indexers or {}).items():
             informer.cache.add_indexer(index_name, fn)

@@ -45,8 +45,9 @@ from controlplane.controllers import job_status as js
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.framework import OWNER_UID_INDEX, ControllerContext
 from controlplane.controllers.ownership import adopt_and_release
+from controlplane.controllers.podcontrol import PodControl
 from controlplane.controllers.pods import pod_from_template
-from controlplane.controllers.replication import claim_dependents, slow_start_batches
+from controlplane.controllers.replication import claim_dependents
 
 __all__ = ["JobController"]
 
@@ -103,6 +104,7 @@ class JobController:
         self._log = context.log
         self.expectations = Expectations()
         self.finalizer_expectations = _FinalizerExpectations()
+        self._pod_control = PodControl(context.client, context.events, self.expectations)
         #: the pod-failure backoff record per Job key (in memory, as Kubernetes)
         self.backoff: dict[str, jp.BackoffRecord] = {}
         self._jobs = context.informers.informer("Job")
@@ -300,64 +302,24 @@ class JobController:
     async def _create(
         self, key: str, job: Job, count: int, indexes: tuple[int, ...]
     ) -> tuple[int, errors.ApiError | None]:
-        """Create ``count`` pods (Indexed Jobs: one per index of ``indexes``) in
-        slow-start batches, stopping after the first batch with an error; return how many
-        were not created and the first error."""
-        self.expectations.expect(key, adds=count)
+        """Create ``count`` pods (Indexed Jobs: one per index of ``indexes``); return how
+        many were not created and the first error."""
         template = jp.pod_template(job)
         shared = pod_from_template(template, job)
-        attempted = 0
-        not_created = 0
-        for size in slow_start_batches(count):
-            failure: errors.ApiError | None = None
-            for _ in range(size):
-                index = indexes[attempted] if indexes else None
-                attempted += 1
-                pod = shared if index is None else jp.indexed_pod(template, job, index)
-                try:
-                    stored = await self._client.create(pod)
-                except errors.ApiError as exc:
-                    failure = failure or exc
-                    not_created += 1
-                    self.expectations.creation_observed(key)  # it will never be seen
-                    self._events.record(job, "Warning", "FailedCreate", f"Error creating: {exc}")
-                    continue
-                self._events.record(
-                    job, "Normal", "SuccessfulCreate", f"Created pod: {stored.metadata.name}"
-                )
-            if failure is not None:
-                skipped = count - attempted
-                for _ in range(skipped):
-                    self.expectations.creation_observed(key)
-                self._log.info("job_create_failed", job=key, error=str(failure), skipped=skipped)
-                return not_created + skipped, failure
-        return not_created, None
+
+        def pod_for(i: int) -> Pod:
+            return jp.indexed_pod(template, job, indexes[i]) if indexes else shared
+
+        not_created, failure = await self._pod_control.create(key, job, count, pod_for)
+        if failure is not None:
+            self._log.info("job_create_failed", job=key, error=str(failure), skipped=not_created)
+        return not_created, failure
 
     async def _delete(
         self, key: str, job: Job, pods: tuple[Pod, ...], expect: bool
     ) -> errors.ApiError | None:
         """Delete ``pods`` (``expect``: through the expectations); the first error."""
-        if expect:
-            self.expectations.expect(key, deletes=tuple(p.metadata.uid for p in pods))
-        failure: errors.ApiError | None = None
-        for pod in pods:
-            meta = pod.metadata
-            try:
-                await self._client.delete(
-                    "Pod", meta.name, namespace=meta.namespace, preconditions_uid=meta.uid
-                )
-            except errors.NotFound:
-                if expect:
-                    self.expectations.deletion_observed(key, meta.uid)
-                continue
-            except errors.ApiError as exc:
-                if expect:
-                    self.expectations.deletion_observed(key, meta.uid)
-                failure = failure or exc
-                self._events.record(job, "Warning", "FailedDelete", f"Error deleting: {exc}")
-                continue
-            self._events.record(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta.name}")
-        return failure
+        return await self._pod_control.delete(key, job, pods, expect=expect)
 
     async def _remove_finalizers(
         self, key: str, pods: tuple[Pod, ...]

@@ -33,11 +33,18 @@ from controlplane import errors
 from controlplane.api import apps, core
 from controlplane.api.core_pod import Pod, PodTemplateSpec
 from controlplane.api.labels import Selector
-from controlplane.api.meta import LabelSelector, object_key
+from controlplane.api.meta import object_key
 from controlplane.clock import precise_wall, to_wall
 from controlplane.controllers.expectations import Expectations
-from controlplane.controllers.framework import OWNER_UID_INDEX, ControllerContext, controller_uid
+from controlplane.controllers.framework import (
+    ORPHAN_INDEX,
+    OWNER_UID_INDEX,
+    ControllerContext,
+    compiled_selector,
+    controller_uid,
+)
 from controlplane.controllers.ownership import adopt_and_release
+from controlplane.controllers.podcontrol import PodControl
 from controlplane.controllers.pods import (
     is_active,
     is_ready,
@@ -49,22 +56,9 @@ from controlplane.controllers.replication import (
     pods_to_delete,
     replica_counts,
     scale_plan,
-    slow_start_batches,
 )
 
 __all__ = ["ReplicaSetController", "ReplicationManager"]
-
-#: Pods without a controller reference, by namespace (candidates for adoption).
-ORPHAN_INDEX = "orphan_namespace"
-
-
-def _orphan_namespace(obj: Any) -> list[str]:
-    return [] if obj.metadata.controller_ref() is not None else [obj.metadata.namespace]
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(selector: LabelSelector | None) -> Selector:
-    return Selector.from_label_selector(selector)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -86,17 +80,18 @@ class ReplicaSetController:
         self._events = context.events
         self._log = context.log
         self.expectations = Expectations()
+        self._pod_control = PodControl(context.client, context.events, self.expectations)
         self._owners = context.informers.informer(self.kind)
         self._owners.add_event_handler(
             self._owner_changed, self._owner_updated, self._owner_deleted
         )
-        self._pods = context.informers.informer("Pod", indexers={ORPHAN_INDEX: _orphan_namespace})
+        self._pods = context.informers.informer("Pod")
         self._pods.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
     # -- what differs between the two kinds ---------------------------------------------
 
     def selector(self, owner: Any) -> Selector:
-        return _compiled(owner.spec.selector)
+        return compiled_selector(owner.spec.selector)
 
     @staticmethod
     def template(owner: Any) -> PodTemplateSpec | None:
@@ -191,10 +186,7 @@ class ReplicaSetController:
         active = [pod for pod in owned if is_active(pod)]
         failure: errors.ApiError | None = None
         if self.expectations.satisfied(key) and not deleting:
-            try:
-                await self._manage(key, owner, active)
-            except errors.ApiError as exc:
-                failure = exc
+            failure = await self._manage(key, owner, active)
         return await self._update_status(owner, active, failure)
 
     def _candidates(self, owner: Any) -> list[Pod]:
@@ -202,15 +194,21 @@ class ReplicaSetController:
         seen = cache.by_index(OWNER_UID_INDEX, owner.metadata.uid)
         return [*seen, *cache.by_index(ORPHAN_INDEX, owner.metadata.namespace)]
 
-    async def _manage(self, key: str, owner: Any, active: list[Pod]) -> None:
+    async def _manage(self, key: str, owner: Any, active: list[Pod]) -> errors.ApiError | None:
+        """Create or delete toward ``spec.replicas``; the first write error."""
         diff = scale_plan(len(active), owner.spec.replicas or 0)
         if diff > 0:
-            await self._create(key, owner, diff)
-        elif diff < 0:
+            template = self.template(owner)
+            assert template is not None, "validation requires spec.template"
+            pod = pod_from_template(template, owner)
+            _, failure = await self._pod_control.create(key, owner, diff, lambda _: pod)
+            return failure
+        if diff < 0:
             related = self._related_pods(owner, active)
             now = precise_wall(trio.current_time())
             victims = pods_to_delete(active, -diff, related, now)
-            await self._delete(key, owner, victims)
+            return await self._pod_control.delete(key, owner, victims)
+        return None
 
     def _related_pods(self, owner: Any, active: list[Pod]) -> list[Pod]:
         """The active pods of ``owner`` and its siblings (same controller)."""
@@ -226,52 +224,6 @@ class ReplicaSetController:
                     if is_active(p) and controller_uid(p) == sibling.metadata.uid
                 )
         return pods
-
-    async def _create(self, key: str, owner: Any, count: int) -> None:
-        template = self.template(owner)
-        assert template is not None, "validation requires spec.template"
-        self.expectations.expect(key, adds=count)
-        pod = pod_from_template(template, owner)
-        attempted = 0
-        for batch in slow_start_batches(count):
-            failure: errors.ApiError | None = None
-            for _ in range(batch):
-                attempted += 1
-                try:
-                    stored = await self._client.create(pod)
-                except errors.ApiError as exc:
-                    failure = failure or exc
-                    self.expectations.creation_observed(key)  # never coming
-                    self._events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
-                    continue
-                self._events.record(
-                    owner, "Normal", "SuccessfulCreate", f"Created pod: {stored.metadata.name}"
-                )
-            if failure is not None:
-                for _ in range(count - attempted):  # the batches not attempted
-                    self.expectations.creation_observed(key)
-                raise failure
-
-    async def _delete(self, key: str, owner: Any, victims: list[Pod]) -> None:
-        self.expectations.expect(key, deletes=tuple(p.metadata.uid for p in victims))
-        failure: errors.ApiError | None = None
-        for pod in victims:
-            meta = pod.metadata
-            try:
-                await self._client.delete(
-                    "Pod", meta.name, namespace=meta.namespace, preconditions_uid=meta.uid
-                )
-            except errors.NotFound:
-                self.expectations.deletion_observed(key, meta.uid)
-                continue
-            except errors.ApiError as exc:
-                self.expectations.deletion_observed(key, meta.uid)
-                failure = failure or exc
-                self._events.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
-                continue
-            self._events.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta.name}")
-        if failure is not None:
-            raise failure
 
     # -- status -----------------------------------------------------------------------
 

@@ -9,7 +9,11 @@ ReplicaSets and the Deployment and returns numbers or new objects; the actor
 - :func:`new_rs_replicas` / :func:`old_rs_scale_down`: one step of a rolling update,
   never above ``replicas + maxSurge`` pods nor below ``replicas - maxUnavailable``
   available ones (``NewRSNewReplicas``, ``reconcileOldReplicaSets`` with its clean-up of
-  unhealthy replicas first);
+  unhealthy replicas first). Kubernetes counts ReplicaSets by ``spec.replicas`` there,
+  so for a moment after an old ReplicaSet is scaled down (its pods not yet deleted) the
+  new one may already grow: more pods than the bound exist. Here a ReplicaSet counts for
+  the larger of its spec and its status (pods it still has), and toward availability for
+  at most its spec, so the bounds hold for the pods themselves, at every store change;
 - :func:`proportional_scale`: a scaling event in mid-rollout spreads the change over the
   active ReplicaSets in proportion to their size (``scale``);
 - :func:`deployment_status` and :func:`rollout_conditions`: status and the Available /
@@ -125,6 +129,18 @@ def _spec_total(sets: Iterable[ReplicaSet]) -> int:
     return sum(_replicas(rs) for rs in sets)
 
 
+def _pods_total(sets: Iterable[ReplicaSet]) -> int:
+    """An upper bound on the pods that exist: a ReplicaSet just scaled down still has
+    its old pods until its controller deletes them (and reports so in status)."""
+    return sum(max(_replicas(rs), rs.status.replicas) for rs in sets)
+
+
+def _counted_available(sets: Iterable[ReplicaSet]) -> int:
+    """A lower bound on available pods: those beyond a ReplicaSet's spec are about to
+    be deleted, whatever its (older) status says."""
+    return sum(min(rs.status.available_replicas, _replicas(rs)) for rs in sets)
+
+
 def _available_total(sets: Iterable[ReplicaSet]) -> int:
     return sum(rs.status.available_replicas for rs in sets)
 
@@ -211,7 +227,7 @@ def new_rs_replicas(
     desired = deployment.spec.replicas or 0
     if deployment.spec.strategy.type != "RollingUpdate":
         return desired
-    current = _spec_total(all_sets)
+    current = _pods_total(all_sets)
     max_total = desired + max_surge(deployment)
     if current >= max_total:
         return _replicas(new_rs)
@@ -240,13 +256,13 @@ def old_rs_scale_down(
         if cleaned >= max_scaled_down:
             break
         size = sizes[rs.metadata.name]
-        if size == 0 or rs.status.available_replicas == size:
-            continue
+        if size == 0 or rs.status.available_replicas >= size:
+            continue  # healthy (or about to shed pods it still counts as available)
         down = min(max_scaled_down - cleaned, size - rs.status.available_replicas)
         sizes[rs.metadata.name] = size - down
         cleaned += down
     # healthy ones, keeping minAvailable
-    available = _available_total(all_sets)
+    available = _counted_available(all_sets)
     if available > min_available:
         budget = available - min_available
         done = 0

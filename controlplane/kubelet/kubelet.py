@@ -161,6 +161,9 @@ class Kubelet:
             self._paused = False
             self._resumed.set()
             self._work_tracker.resume()
+            # Post node status at once: while we hung, the node lifecycle controller may
+            # have set Ready=Unknown (a real kubelet sees that within 10 s).
+            self._queue.add(NODE_KEY)
             self._log.info("kubelet_resumed")
 
     @property

@@ -5,14 +5,19 @@ Order, as the apiserver runs it for a create or update:
 1. namespace lifecycle (creates only): the object's namespace must exist and must not be
    terminating;
 2. ``controlplane.api.defaults.apply_defaults``;
-3. ``controlplane.api.validation.validate(obj, old)``: any cause -> ``errors.Invalid``;
-4. pluggable :class:`AdmissionStep` s (quota, ClusterIP allocation ...), in the order
-   they were added. They run last, after the store's own checks (AlreadyExists,
-   Conflict), so a step with side effects runs only for writes that will otherwise
-   succeed. A step that allocates something may define ``abort(op, obj)``: it is called,
-   in reverse order, for every step that admitted the object when a later step refused.
-   A step may define ``committed(op, stored, old)``: called once the write is stored,
-   in the same synchronous step (see :meth:`Admission.run_committed`).
+3. the *mutating* :class:`AdmissionStep` s (``mutating = True``: LimitRange defaults,
+   default tolerations, a Job's generated selector), in the order they were added —
+   Kubernetes' mutating admission, so what they add is validated like the rest, and an
+   update that omits what they added on create gets it again before validation compares
+   it with the stored object;
+4. ``controlplane.api.validation.validate(obj, old)``: any cause -> ``errors.Invalid``;
+5. the other (validating) steps (quota, ClusterIP allocation ...), in the order they
+   were added. They run last, after the store's own checks (AlreadyExists, Conflict),
+   so a step with side effects runs only for writes that will otherwise succeed. A step
+   that allocates something may define ``abort(op, obj)``: it is called, in reverse
+   order, for every step that admitted the object when a later step refused. A step may
+   define ``committed(op, stored, old)``: called once the write is stored, in the same
+   synchronous step (see :meth:`Admission.run_committed`).
 
 Deletes do not run the chain (Kubernetes runs only validating webhooks on delete).
 A refused write raises an ``errors.ApiError`` and changes nothing in the store.
@@ -81,11 +86,16 @@ class Admission:
             )
 
     def default_and_validate(
-        self, kind: str, obj: Any, old: Any | None, *, default: bool = True
+        self, kind: str, obj: Any, old: Any | None, op: Operation | None
     ) -> Any:
-        """Steps 2 and 3: the defaulted object, or ``errors.Invalid``."""
-        if default:
+        """Steps 2 to 4: the defaulted and mutated object, or ``errors.Invalid`` (or a
+        mutating step's refusal). ``op`` None (a namespace's ``/finalize``) skips
+        defaulting and the mutating steps."""
+        if op is not None:
             obj = defaults.apply_defaults(obj)
+            for step in self._steps:
+                if getattr(step, "mutating", False):
+                    obj = step.admit(op, obj, old)
         causes = validation.validate(obj, old)
         if causes:
             meta = obj.metadata
@@ -93,8 +103,8 @@ class Admission:
         return obj
 
     def run_steps(self, op: Operation, obj: Any, old: Any | None) -> Any:
-        """Step 4: the pluggable steps, with ``abort`` for earlier steps on refusal."""
-        steps = self._steps
+        """Step 5: the validating steps, with ``abort`` for earlier ones on refusal."""
+        steps = [step for step in self._steps if not getattr(step, "mutating", False)]
         if not steps:
             return obj
         done: list[AdmissionStep] = []

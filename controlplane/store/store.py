@@ -582,7 +582,7 @@ class Store:
         if kind == "Namespace":
             obj = strategy.prepare_namespace(obj)
         admission = self._admission
-        obj = admission.default_and_validate(kind, obj, None)
+        obj = admission.default_and_validate(kind, obj, None, "create")
         obj = admission.run_steps("create", obj, None)
         # -- commit: nothing below can fail --
         if bucket is None:
@@ -663,14 +663,19 @@ class Store:
             spec = attrs.evolve(stored.spec, finalizers=obj.spec.finalizers)
             new = replacer(cls, ("spec",))(stored, spec)
         admission = self._admission
+        admission_op = "update_status" if op == "update_status" else "update"
         # /finalize takes only spec.finalizers; defaulting would put "kubernetes" back.
-        new = admission.default_and_validate(kind, new, stored, default=op != "finalize")
+        new = admission.default_and_validate(
+            kind,
+            new,
+            stored,
+            None if op == "finalize" else admission_op,  # type: ignore[arg-type]
+        )
         generation = smeta.generation
         if op == "update" and strategy.generation_changed(new, stored):
             generation += 1
         elif new == stored:
             return stored  # a no-op update writes nothing
-        admission_op = "update_status" if op == "update_status" else "update"
         new = admission.run_steps(admission_op, new, stored)  # type: ignore[arg-type]
         new = self._commit_update(info, ns, stored, new, generation, trio.current_time())
         admission.run_committed(admission_op, new, stored)  # type: ignore[arg-type]

@@ -318,3 +318,30 @@ async def test_selector_must_match_the_template(cluster):
         await cluster.apply(bad)
     assert "spec.template.metadata.labels" in {c.field for c in info.value.causes}
     assert get(cluster) is None
+
+
+async def test_deleting_a_deployment_removes_its_replica_sets_and_pods(cluster):
+    await cluster.apply(deployment("nginx:1", 3))
+    await cluster.wait_for(rollout_done(cluster))
+    await cluster.apply(deployment("nginx:2", 3))
+    await cluster.wait_for(rollout_done(cluster))
+    assert len(replica_sets(cluster)) == 2
+    await cluster.client.delete("Deployment", "web", namespace="default")  # background
+    await cluster.wait_for(
+        lambda: not replica_sets(cluster) and not cluster.list_nowait("Pod", namespace="default"),
+        timeout=120,
+    )
+    assert get(cluster) is None
+
+
+async def test_orphan_deletion_keeps_the_replica_sets_running(cluster):
+    await cluster.apply(deployment("nginx:1", 2))
+    await cluster.wait_for(rollout_done(cluster))
+    await cluster.client.delete(
+        "Deployment", "web", namespace="default", propagation_policy="Orphan"
+    )
+    await cluster.wait_for(lambda: get(cluster) is None)
+    await cluster.settle()
+    (rs,) = replica_sets(cluster).values()
+    assert rs.metadata.owner_references == ()
+    assert rs.status.ready_replicas == 2

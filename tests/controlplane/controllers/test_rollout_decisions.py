@@ -148,3 +148,15 @@ def test_find_new_replica_set_ignores_the_hash_label():
 
 def test_deployment_type_is_what_the_decisions_read():
     assert isinstance(make_deployment(), Deployment)
+
+
+def test_pods_not_yet_deleted_count_against_the_surge_and_not_toward_availability():
+    d = make_deployment(10)  # surge 3, unavailable 2
+    # the old ReplicaSet was just scaled 10 -> 8 but still reports 10 pods
+    old = rs("old", 8, 10, age=0, status_replicas=10)
+    new = rs("new", 3, 0, age=100)
+    assert rollout.new_rs_replicas(d, [old, new], new) == 3  # 10 + 3 pods exist already
+    # scaled 10 -> 9, still 10 available in status: only 9 count, so 4 more may go
+    # (counting 10 would let 5 go and leave 7 available)
+    old = rs("old", 9, 10, age=0, status_replicas=10)
+    assert rollout.old_rs_scale_down(d, [old], rs("new", 3, 3, age=100)) == {"old": 5}
