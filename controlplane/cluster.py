@@ -25,9 +25,10 @@ from controlplane.api.core import Namespace
 from controlplane.api.meta import ObjectMeta
 from controlplane.chaos import Chaos
 from controlplane.client.local import LocalClient
-from controlplane.controllers import DEFAULT_CONTROLLERS, ControllerFactory, ControllerManager
+from controlplane.controllers import ControllerFactory, ControllerManager, default_controllers
 from controlplane.determinism import seeded_scheduler
 from controlplane.machines import Machines
+from controlplane.metrics import MetricsStore
 from controlplane.nodes import NodeTemplate
 from controlplane.scheduler import Scheduler
 from controlplane.store import Store
@@ -67,7 +68,8 @@ class Cluster:
     ``client`` is what components and tests write through (the Kubernetes API);
     the ``*_nowait`` reads, ``wait_for`` and ``settle`` are test conveniences that read the
     store's current state directly. ``registry`` configures images (pull times, missing
-    images, programs) and ``network`` the simulated pod network (faults).
+    images, programs), ``network`` the simulated pod network (faults), and ``metrics`` is
+    the resource metrics the kubelets report (what ``kubectl top`` and the HPA read).
     """
 
     store: Store
@@ -81,6 +83,7 @@ class Cluster:
     machines: Machines
     scheduler: Scheduler
     controller_manager: ControllerManager
+    metrics: MetricsStore
     _tracker: WorkTracker
 
     async def apply(self, manifest: Manifest | Iterable[Manifest]) -> Any:
@@ -229,7 +232,7 @@ async def open_cluster(
         registry: the images machines pull (default: any image pulls in about a second
             and runs forever); also reachable as ``cluster.registry``.
         controllers: ``(name, factory)`` pairs the controller manager runs (default:
-            :data:`controlplane.controllers.DEFAULT_CONTROLLERS`; ``()`` runs none, to
+            :func:`controlplane.controllers.default_controllers`; ``()`` runs none, to
             test a controller of your own against a bare cluster).
         admission: builds the store's admission steps from the store (default:
             :func:`controlplane.admission.default_admission_steps`; ``lambda store: ()``
@@ -263,9 +266,11 @@ async def open_cluster(
                 components, rng=random.Random(f"{seed}:scheduler"), tracker=tracker
             )
             await supervisor.start_child("scheduler", scheduler.run)
+            # metrics-server: kubelets report pod usage here, the HPA reads it
+            metrics = MetricsStore()
             controller_manager = ControllerManager(
                 components,
-                DEFAULT_CONTROLLERS if controllers is None else tuple(controllers),
+                default_controllers(metrics) if controllers is None else tuple(controllers),
                 seed=seed,
                 tracker=tracker,
             )
@@ -280,6 +285,7 @@ async def open_cluster(
                 registry=registry,
                 seed=seed,
                 tracker=tracker,
+                metrics=metrics,
             )
             cluster = Cluster(
                 store=store,
@@ -293,6 +299,7 @@ async def open_cluster(
                 machines=machines,
                 scheduler=scheduler,
                 controller_manager=controller_manager,
+                metrics=metrics,
                 tracker=tracker,
             )
             for i in range(1, nodes + 1):

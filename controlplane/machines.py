@@ -21,6 +21,7 @@ from actors.timers import TimerService
 from controlplane import errors
 from controlplane.client.protocol import Client
 from controlplane.kubelet import Kubelet
+from controlplane.metrics import MetricsSink
 from controlplane.nodes import NodeTemplate
 from runtime.fake import FakeRuntime
 from runtime.images import Registry
@@ -58,6 +59,9 @@ class Machines:
         seed: each machine draws from its own ``Random(f"{seed}:node:{name}")``, so adding
             a node does not shift the randomness of the others.
         tracker: the harness's work tracker (kubelets count their queued work on it).
+        metrics: the resource metrics store kubelets report usage to (None: they do not
+            report). Read when a machine is added, so setting the attribute affects the
+            machines added afterwards.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Machines:
         registry: Registry,
         seed: int,
         tracker: WorkTracker,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._client = client
@@ -78,6 +83,7 @@ class Machines:
         self._registry = registry
         self._seed = seed
         self._tracker = tracker
+        self.metrics = metrics
         self._machines: dict[str, Machine] = {}
 
     def __contains__(self, name: object) -> bool:
@@ -120,6 +126,7 @@ class Machines:
             template=template,
             host_ip=host.ip,
             tracker=self._tracker,
+            metrics=self.metrics,
         )
         machine = Machine(name=name, runtime=engine, kubelet=kubelet)
         self._machines[name] = machine

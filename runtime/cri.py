@@ -202,6 +202,11 @@ class ContainerRuntime(Protocol):
         ``"started"``. A container that is not running fails every probe."""
         ...
 
+    def usage(self, container_id: str) -> tuple[float, int]:
+        """(cpu cores, memory bytes) the container uses now; ``(0.0, 0)`` unless it is
+        running (what a resource metrics scrape reads)."""
+        ...
+
     def exits(self) -> Subscription[ContainerExit]:
         """A new subscription to container exits on this engine."""
         ...

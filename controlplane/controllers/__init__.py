@@ -2,7 +2,7 @@
 
 Each controller is an informer-fed work queue plus a ``sync(key)`` around pure decision
 functions (see :mod:`controlplane.controllers.framework`); :class:`ControllerManager`
-runs them all as one actor. :data:`DEFAULT_CONTROLLERS` is what ``open_cluster`` starts.
+runs them all as one actor. :func:`default_controllers` is what ``open_cluster`` starts.
 """
 
 from controlplane.controllers.deployment import DeploymentController
@@ -13,6 +13,7 @@ from controlplane.controllers.framework import (
     SharedInformers,
 )
 from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.hpa import HorizontalPodAutoscalerController, hpa_controller
 from controlplane.controllers.job import JobController
 from controlplane.controllers.manager import ControllerManager
 from controlplane.controllers.namespace import NamespaceController
@@ -20,9 +21,9 @@ from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController, ReplicationManager
 from controlplane.controllers.resourcequota import ResourceQuotaController
 from controlplane.controllers.taint_eviction import TaintEvictionController
+from controlplane.metrics import MetricsStore
 
 __all__ = [
-    "DEFAULT_CONTROLLERS",
     "Controller",
     "ControllerContext",
     "ControllerFactory",
@@ -31,17 +32,22 @@ __all__ = [
     "ReplicaSetController",
     "ReplicationManager",
     "SharedInformers",
+    "default_controllers",
 ]
 
-#: ``(name, factory)`` for every controller a cluster runs, in start order.
-DEFAULT_CONTROLLERS: tuple[ControllerFactory, ...] = (
-    (ReplicaSetController.name, ReplicaSetController),
-    (ReplicationManager.name, ReplicationManager),
-    (DeploymentController.name, DeploymentController),
-    (JobController.name, JobController),
-    (GarbageCollector.name, GarbageCollector),
-    (NamespaceController.name, NamespaceController),
-    (ResourceQuotaController.name, ResourceQuotaController),
-    (NodeLifecycleController.name, NodeLifecycleController),
-    (TaintEvictionController.name, TaintEvictionController),
-)
+
+def default_controllers(metrics: MetricsStore) -> tuple[ControllerFactory, ...]:
+    """``(name, factory)`` for every controller a cluster runs, in start order; the
+    HorizontalPodAutoscaler reads pod usage from ``metrics``."""
+    return (
+        (ReplicaSetController.name, ReplicaSetController),
+        (ReplicationManager.name, ReplicationManager),
+        (DeploymentController.name, DeploymentController),
+        (JobController.name, JobController),
+        (GarbageCollector.name, GarbageCollector),
+        (NamespaceController.name, NamespaceController),
+        (ResourceQuotaController.name, ResourceQuotaController),
+        (NodeLifecycleController.name, NodeLifecycleController),
+        (TaintEvictionController.name, TaintEvictionController),
+        (HorizontalPodAutoscalerController.name, hpa_controller(metrics)),
+    )

@@ -60,7 +60,9 @@ from controlplane.kubelet.labels import parse_container_labels, pod_key_of
 from controlplane.kubelet.node import LEASE_RENEW_SECONDS, NODE_STATUS_REPORT_SECONDS
 from controlplane.kubelet.pod_workers import PodWorkers
 from controlplane.kubelet.puller import ImagePuller
+from controlplane.kubelet.resource_metrics import UsageCollector
 from controlplane.kubelet.tracking import PausableTracker
+from controlplane.metrics import MetricsSink
 from controlplane.nodes import NodeTemplate
 from runtime.cri import (
     ContainerRuntime,
@@ -75,6 +77,7 @@ log = structlog.get_logger(__name__)
 LEASE_KEY = "@lease"
 NODE_KEY = "@node"
 EVENTS_KEY = "@events"
+METRICS_KEY = "@metrics"
 
 #: Store errors worth retrying; the rest are bugs or mean the object is gone.
 STORE_RETRY = (errors.TooManyRequests, errors.Timeout, errors.Conflict)
@@ -112,6 +115,11 @@ class Kubelet:
             stops in progress count as work (except while paused).
         record_events: write Events (Pulling, Started, BackOff...); benchmarks that
             only measure pod startup may turn them off (they are ~4 writes per pod).
+        metrics: where to report the running containers' cpu and memory usage, once at
+            start and then every ``metrics_resolution`` seconds (metrics-server's scrape
+            of ``/metrics/resource``; see :mod:`controlplane.metrics`). None: no
+            reporting, no cost.
+        metrics_resolution: the report period (metrics-server's 15 s default).
     """
 
     def __init__(
@@ -126,6 +134,8 @@ class Kubelet:
         host_ip: str = "",
         tracker: WorkTrackerLike | None = None,
         record_events: bool = True,
+        metrics: MetricsSink | None = None,
+        metrics_resolution: float = 15.0,
     ) -> None:
         self.node_name = node_name
         self._client = client
@@ -138,6 +148,8 @@ class Kubelet:
         # What this kubelet queues; muted while paused (see ``tracking``).
         self._work_tracker = PausableTracker(tracker)
         self._record_events = record_events
+        self._metrics = metrics
+        self._metrics_resolution = metrics_resolution
         self._log = log.bind(component="kubelet", node=node_name)
         self._paused = False
         self._resumed = trio.Event()
@@ -195,6 +207,10 @@ class Kubelet:
         self._retry_timers: dict[str, Timer] = {}
         self._lease_timer: Timer | None = None
         self._node_timer: Timer | None = None
+        self._metrics_timer: Timer | None = None
+        self._usage = UsageCollector(
+            self._runtime, node=self.node_name, window=self._metrics_resolution
+        )
         self._runtime_down = False
         self._informer: Informer | None = None
         self._nursery: trio.Nursery | None = None
@@ -278,6 +294,8 @@ class Kubelet:
                 nursery.start_soon(self._watch_exits)
                 nursery.start_soon(self._puller.run)
                 queue.add(LEASE_KEY)
+                if self._metrics is not None:
+                    queue.add(METRICS_KEY)
                 self._log.info("kubelet_started", pods=len(informer.cache))
                 task_status.started()
                 await self._work()
@@ -287,7 +305,8 @@ class Kubelet:
 
     def _shutdown(self) -> None:
         self._pods.cancel_timers()
-        for timer in (*self._retry_timers.values(), self._lease_timer, self._node_timer):
+        timers = (self._lease_timer, self._node_timer, self._metrics_timer)
+        for timer in (*self._retry_timers.values(), *timers):
             if timer is not None:
                 timer.cancel()
         self._queue.shut_down()
@@ -326,6 +345,8 @@ class Kubelet:
             elif key == EVENTS_KEY:
                 if await self._events.flush():
                     raise _Retry("events")
+            elif key == METRICS_KEY:
+                self._report_metrics()
             else:
                 assert self._informer is not None
                 await self._pods.sync_key(key, self._informer.cache.get_by_key(key))
@@ -390,6 +411,23 @@ class Kubelet:
             await self._heartbeat.renew_lease()
         except LeaseMissing as exc:
             raise _Retry(str(exc)) from None
+
+    def _report_metrics(self) -> None:
+        """Push one resource metrics batch and set the timer for the next one. A down
+        runtime reports nothing (the node's samples go stale, as a failed scrape makes
+        metrics-server drop them)."""
+        assert self._metrics is not None
+        if self._metrics_timer is not None:
+            self._metrics_timer.cancel()
+        self._metrics_timer = self._timers.call_later(
+            self._metrics_resolution, self._queue.add, METRICS_KEY
+        )
+        now = trio.current_time()
+        try:
+            samples = self._usage.collect(now)
+        except RuntimeDown:
+            return
+        self._metrics.report(self.node_name, samples, now)
 
     # -- adoption ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ Kubernetes behaviour kept here (see also ``strategy`` and ``admission``):
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -126,6 +127,8 @@ class Store:
         watch_capacity: events a watcher may fall behind before it is closed with
             ``actors.Lagged``.
         bookmark_interval: seconds between BOOKMARK events to watchers that asked.
+        event_ttl: seconds an Event lives after its last write (the apiserver's
+            ``--event-ttl``, 1 h), so a long run's Events do not pile up forever.
         admission_steps: pluggable :class:`AdmissionStep` s, run after validation.
         work_tracker: if given, every queued watch event counts as outstanding work
             until the watcher has received it (for a harness's ``settle()``).
@@ -140,6 +143,7 @@ class Store:
         history_max_age: float = 300.0,
         watch_capacity: int = 10_000,
         bookmark_interval: float = 60.0,
+        event_ttl: float = 3600.0,
         admission_steps: Sequence[AdmissionStep] = (),
         work_tracker: WorkTracker | None = None,
     ) -> None:
@@ -158,6 +162,10 @@ class Store:
         #: node name ("" = unscheduled) -> (namespace, name) -> pod
         self._pods_by_node: dict[str, dict[tuple[str, str], Any]] = {}
         self._changed: trio.Event | None = None
+        #: (expiry, namespace, name, resourceVersion) per Event write, in expiry order
+        self.event_ttl = event_ttl
+        self._event_expiry: deque[tuple[float, str, str, str]] = deque()
+        self._event_written = trio.Event()
         self._requests = 0
         self._wall_second = -1
         self._wall: datetime = to_wall(0)
@@ -170,6 +178,7 @@ class Store:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._bookmark_loop)
             nursery.start_soon(self._expiry_loop)
+            nursery.start_soon(self._event_ttl_loop)
             task_status.started()
 
     async def _bookmark_loop(self) -> None:
@@ -186,6 +195,27 @@ class Store:
             await trio.sleep_until(
                 next_expiry if next_expiry is not None else now + history.max_age
             )
+
+    async def _event_ttl_loop(self) -> None:
+        """Delete each Event ``event_ttl`` seconds after its last write (etcd leases in
+        Kubernetes). One timer for all Events: writes come in expiry order, since the TTL
+        is the same for every one; an entry superseded by a later write is skipped."""
+        queue = self._event_expiry
+        while True:
+            if not queue:
+                self._event_written = trio.Event()
+                await self._event_written.wait()
+                continue
+            expiry, namespace, name, resource_version = queue[0]
+            await trio.sleep_until(expiry)
+            queue.popleft()
+            stored = self._objects["Event"].get(namespace, {}).get(name)
+            if stored is not None and stored.metadata.resource_version == resource_version:
+                now, _ = self._now()
+                revision = self._revision = self._revision + 1
+                self._remove(
+                    "Event", namespace, stored, stamp(stored, str(revision)), revision, now
+                )
 
     # ----- reads ---------------------------------------------------------------------
 
@@ -766,6 +796,12 @@ class Store:
             pods[(new.metadata.namespace, new.metadata.name)] = new
 
     def _record(self, change: Change) -> None:
+        if change.kind == "Event" and change.type != "DELETED":
+            meta = change.new.metadata
+            self._event_expiry.append(
+                (change.time + self.event_ttl, meta.namespace, meta.name, meta.resource_version)
+            )
+            self._event_written.set()
         self._history.append(change)
         self._digest.record(change.revision, change.type, change.kind, change.new)
         self._hub.dispatch(change)

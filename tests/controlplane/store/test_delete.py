@@ -188,3 +188,35 @@ async def test_deletion_uses_virtual_time(store: Store, autojump_clock: trio.abc
     await store.create(make_pod("web", node="n1"))
     marked = await store.delete("Pod", "web", namespace="default", grace_period_seconds=10)
     assert marked.metadata.deletion_timestamp == wall_now() + timedelta(seconds=10)
+
+
+async def test_events_expire_an_hour_after_their_last_write(autojump_clock):
+    import random as _random
+
+    from controlplane.api.core import Event, Namespace, ObjectReference
+    from controlplane.api.meta import ObjectMeta
+    from controlplane.store import Store
+
+    store = Store(_random.Random("ttl"), event_ttl=3600)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await store.create(Namespace(metadata=ObjectMeta(name="default")))
+        ref = ObjectReference(kind="Pod", name="p", namespace="default")
+        for name in ("a", "b"):
+            await store.create(
+                Event(metadata=ObjectMeta(name=name, namespace="default"), involved_object=ref)
+            )
+        async with store.watch(
+            "Event", namespace="default", resource_version=str(store.revision)
+        ) as events:
+            await trio.sleep(1800)
+            b = store.get_nowait("Event", "b", namespace="default")
+            await store.update(attrs.evolve(b, count=2))  # a new write: a new hour for "b"
+            await trio.sleep(1800 + 1)
+            assert store.get_nowait("Event", "a", namespace="default") is None
+            assert store.get_nowait("Event", "b", namespace="default") is not None
+            await trio.sleep(1800)
+            assert store.list_nowait("Event") == []
+            seen = [(e.type, e.object.metadata.name) for e in await events.receive_batch()]
+            assert seen == [("MODIFIED", "b"), ("DELETED", "a"), ("DELETED", "b")]
+        nursery.cancel_scope.cancel()
