@@ -141,7 +141,7 @@ class DeploymentController:
             return None
         sets = await self._claim(d)
         if d.metadata.deletion_timestamp is not None:
-            new_rs, _old_sets = rollout.find_new_rs(d, sets), _others(sets, None)
+            new_rs = rollout.find_new_rs(d, sets)
             return await self._sync_status(d, _others(sets, new_rs), new_rs, now)
         paused = rollout.paused_condition(d, to_wall(trio.current_time()))
         if paused is not None:
@@ -258,7 +258,7 @@ class DeploymentController:
             message = f'Failed to create new replica set "{rs.metadata.name}": {exc}'
             self._events.record(d, "Warning", "ReplicaSetCreateError", message)
             if rollout.has_progress_deadline(d):
-                condition = rollout._condition(
+                condition = rollout.new_condition(
                     "Progressing", "False", "ReplicaSetCreateError", message, _now_wall()
                 )
                 await self._write_status(d, rollout.set_condition(d.status, condition))
@@ -291,7 +291,7 @@ class DeploymentController:
         name = new_rs.metadata.name
         current = rollout.get_condition(d.status, "Progressing")
         if created:
-            condition = rollout._condition(
+            condition = rollout.new_condition(
                 "Progressing",
                 "True",
                 rollout.NEW_RS_CREATED,
@@ -299,7 +299,7 @@ class DeploymentController:
                 _now_wall(),
             )
         elif current is None:
-            condition = rollout._condition(
+            condition = rollout.new_condition(
                 "Progressing",
                 "True",
                 rollout.FOUND_NEW_RS,

@@ -172,20 +172,24 @@ def _change_in_period(period: float, events: Iterable[ScaleEvent], now: float) -
     return sum(e.change for e in events if e.at > cutoff)
 
 
-def scale_up_limit(
+def _policy_limit(
     current: int,
     up_events: Iterable[ScaleEvent],
     down_events: Iterable[ScaleEvent],
     rules: HPAScalingRules,
     now: float,
+    *,
+    up: bool,
 ) -> int:
-    """The most replicas the scale-up policies allow now (``selectPolicy`` Max: the most
-    permissive policy; Min: the least; Disabled: no scale-up). Each policy counts from
-    the size at the start of its period."""
+    """The bound the policies of one direction put on the size now. Each policy counts
+    from the size at the start of its period; ``selectPolicy`` Max picks the most
+    permissive bound, Min the least, Disabled allows no change."""
     up_events, down_events = tuple(up_events), tuple(down_events)
     if rules.select_policy == "Disabled":
         return current
-    pick = min if rules.select_policy == "Min" else max
+    most_permissive = max if up else min
+    least_permissive = min if up else max
+    pick = least_permissive if rules.select_policy == "Min" else most_permissive
     result: int | None = None
     for policy in rules.policies:
         start = (
@@ -194,11 +198,24 @@ def scale_up_limit(
             + _change_in_period(policy.period_seconds, down_events, now)
         )
         if policy.type == "Pods":
-            proposed = start + policy.value
-        else:
+            proposed = start + policy.value if up else start - policy.value
+        elif up:
             proposed = math.ceil(start * (1 + policy.value / 100))
+        else:
+            proposed = int(start * (1 - policy.value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
+
+
+def scale_up_limit(
+    current: int,
+    up_events: Iterable[ScaleEvent],
+    down_events: Iterable[ScaleEvent],
+    rules: HPAScalingRules,
+    now: float,
+) -> int:
+    """The most replicas the scale-up policies allow now."""
+    return _policy_limit(current, up_events, down_events, rules, now, up=True)
 
 
 def scale_down_limit(
@@ -208,24 +225,8 @@ def scale_down_limit(
     rules: HPAScalingRules,
     now: float,
 ) -> int:
-    """The fewest replicas the scale-down policies allow now (Max: the biggest change)."""
-    up_events, down_events = tuple(up_events), tuple(down_events)
-    if rules.select_policy == "Disabled":
-        return current
-    pick = max if rules.select_policy == "Min" else min
-    result: int | None = None
-    for policy in rules.policies:
-        start = (
-            current
-            - _change_in_period(policy.period_seconds, up_events, now)
-            + _change_in_period(policy.period_seconds, down_events, now)
-        )
-        if policy.type == "Pods":
-            proposed = start - policy.value
-        else:
-            proposed = int(start * (1 - policy.value / 100))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
+    """The fewest replicas the scale-down policies allow now."""
+    return _policy_limit(current, up_events, down_events, rules, now, up=False)
 
 
 def convert_desired_replicas_with_behavior_rate(

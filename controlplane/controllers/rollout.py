@@ -414,7 +414,7 @@ def deployment_status(
     )
     desired = deployment.spec.replicas or 0
     if available >= desired - max_unavailable(deployment):
-        condition = _condition(
+        condition = new_condition(
             "Available",
             "True",
             "MinimumReplicasAvailable",
@@ -422,7 +422,7 @@ def deployment_status(
             now,
         )
     else:
-        condition = _condition(
+        condition = new_condition(
             "Available",
             "False",
             "MinimumReplicasUnavailable",
@@ -432,7 +432,7 @@ def deployment_status(
     return set_condition(status, condition)
 
 
-def _condition(
+def new_condition(
     type_: str, status: str, reason: str, message: str, now: datetime
 ) -> DeploymentCondition:
     return DeploymentCondition(
@@ -532,7 +532,7 @@ def rollout_conditions(
         if is_complete(deployment, status):
             status = set_condition(
                 status,
-                _condition(
+                new_condition(
                     "Progressing",
                     "True",
                     NEW_RS_AVAILABLE,
@@ -541,7 +541,7 @@ def rollout_conditions(
                 ),
             )
         elif _progressing(deployment, status):
-            condition = _condition(
+            condition = new_condition(
                 "Progressing", "True", RS_UPDATED, f"{what} is progressing.", now
             )
             if current is not None and current.status == "True":
@@ -552,14 +552,14 @@ def rollout_conditions(
         elif _timed_out(deployment, status, now):
             status = set_condition(
                 status,
-                _condition(
+                new_condition(
                     "Progressing", "False", TIMED_OUT, f"{what} has timed out progressing.", now
                 ),
             )
     if failure is not None:
         status = set_condition(
             status,
-            _condition(
+            new_condition(
                 "ReplicaFailure", failure.status, failure.reason or "", failure.message or "", now
             ),
         )
@@ -598,9 +598,9 @@ def paused_condition(deployment: Deployment, now: datetime) -> DeploymentStatus 
         return None
     paused_now = current is not None and current.reason == PAUSED
     if deployment.spec.paused and not paused_now:
-        condition = _condition("Progressing", "Unknown", PAUSED, "Deployment is paused", now)
+        condition = new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused", now)
     elif not deployment.spec.paused and paused_now:
-        condition = _condition("Progressing", "Unknown", RESUMED, "Deployment is resumed", now)
+        condition = new_condition("Progressing", "Unknown", RESUMED, "Deployment is resumed", now)
     else:
         return None
     return set_condition(deployment.status, condition)
