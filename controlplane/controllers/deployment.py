@@ -378,23 +378,10 @@ class DeploymentController:
         """Proportional scaling (paused, or ``spec.replicas`` changed mid-rollout)."""
         d, new_rs, old_sets = await self._new_and_old(d, sets, create=False)
         sizes = rollout.proportional_scale(d, new_rs, old_sets)
-        every = [*old_sets, *([new_rs] if new_rs is not None else [])]
-        targets = {
-            rs.metadata.name: sizes.get(rs.metadata.name, rs.spec.replicas or 0) for rs in every
-        }
-        if len(every) > 1 or sizes:
-            touched = [
-                rs for rs in every if (rs.spec.replicas or 0) > 0 or rs.metadata.name in sizes
-            ]
-            every = await self._apply_sizes(
-                d, every, {rs.metadata.name: targets[rs.metadata.name] for rs in touched}
-            )
-            new_rs = next(
-                (rs for rs in every if new_rs and rs.metadata.uid == new_rs.metadata.uid), new_rs
-            )
-            old_sets = [
-                rs for rs in every if new_rs is None or rs.metadata.uid != new_rs.metadata.uid
-            ]
+        every = await self._apply_sizes(d, [*old_sets, *([new_rs] if new_rs else [])], sizes)
+        if new_rs is not None:
+            new_rs = next(rs for rs in every if rs.metadata.uid == new_rs.metadata.uid)
+        old_sets = [rs for rs in every if rs is not new_rs]
         if d.spec.paused:
             old_sets = await self._clean_history(d, old_sets)
         return await self._sync_status(d, old_sets, new_rs, now)

@@ -311,7 +311,9 @@ def _fraction(rs: ReplicaSet, deployment: Deployment) -> int:
 def proportional_scale(
     deployment: Deployment, new_rs: ReplicaSet | None, old_sets: Sequence[ReplicaSet]
 ) -> dict[str, int]:
-    """New sizes after a change of ``spec.replicas`` (``DeploymentController.scale``)."""
+    """New sizes after a change of ``spec.replicas`` (``DeploymentController.scale``):
+    the ReplicaSets to scale (to the same size, in the proportional case, where they still
+    get the new desired/max-replicas annotations)."""
     desired = deployment.spec.replicas or 0
     every = [*old_sets, *([new_rs] if new_rs is not None else [])]
     active = [rs for rs in every if _replicas(rs) > 0]
@@ -349,7 +351,7 @@ def proportional_scale(
         added += proportion
     first = ordered[0].metadata.name
     sizes[first] = max(sizes[first] + to_add - added, 0)
-    return {name: size for name, size in sizes.items() if size != _replicas(_named(active, name))}
+    return sizes  # every active one: each gets the new replica annotations too
 
 
 def _saturated(deployment: Deployment, rs: ReplicaSet) -> bool:
