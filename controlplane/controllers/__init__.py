@@ -18,6 +18,7 @@ from controlplane.controllers.job import JobController
 from controlplane.controllers.manager import ControllerManager
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
+from controlplane.controllers.podgc import PodGarbageCollector
 from controlplane.controllers.replicaset import ReplicaSetController, ReplicationManager
 from controlplane.controllers.resourcequota import ResourceQuotaController
 from controlplane.controllers.taint_eviction import TaintEvictionController
@@ -49,5 +50,6 @@ def default_controllers(metrics: MetricsStore) -> tuple[ControllerFactory, ...]:
         (ResourceQuotaController.name, ResourceQuotaController),
         (NodeLifecycleController.name, NodeLifecycleController),
         (TaintEvictionController.name, TaintEvictionController),
+        (PodGarbageCollector.name, PodGarbageCollector),
         (HorizontalPodAutoscalerController.name, hpa_controller(metrics)),
     )
