@@ -75,12 +75,13 @@ class Chaos:
         self.machines.restart(name)
 
     def pause_node(self, name: str) -> None:
-        """Hang node ``name``'s kubelet (no syncs, no lease renewals) until
-        :meth:`resume_node`; its containers keep running."""
-        self.machines.get(name).kubelet.pause()
+        """Hang node ``name``'s kubelet (no syncs, no lease renewals) and kube-proxy (no
+        rule updates: it keeps routing with its last table) until :meth:`resume_node`;
+        its containers keep running."""
+        self.machines.pause(name)
 
     def resume_node(self, name: str) -> None:
-        self.machines.get(name).kubelet.resume()
+        self.machines.resume(name)
 
     def kill_container(self, namespace: str, pod: str, container: str | None = None) -> str:
         """``docker kill`` one running container of pod ``namespace/pod`` (exit 137);

@@ -1,11 +1,14 @@
-"""The cluster's machines: for each node a container engine and a kubelet, supervised.
+"""The cluster's machines: for each node a container engine, a kubelet and a kube-proxy,
+supervised.
 
-A node is two supervised children, ``runtime/<node>`` (the engine, hosting user
-programs) and ``kubelet/<node>``, so a kubelet that crashes and is restarted finds its
-containers still running -- as on a real machine, where the container engine outlives a
-kubelet restart. Chaos acts on a whole machine: ``crash`` takes both down (containers
-exit, the lease stops being renewed), ``restart`` brings the engine back with what it
-still knows and a kubelet that adopts it.
+A node is three supervised children, ``runtime/<node>`` (the engine, hosting user
+programs), ``kubelet/<node>`` and ``proxy/<node>`` (its service routing), so a
+kubelet that crashes and is restarted finds its containers still running -- as on a
+real machine, where the container engine outlives a kubelet restart. Chaos acts on a
+whole machine: ``crash`` takes them all down (containers exit, the lease stops being
+renewed, the proxy's rules are lost), ``restart`` brings the engine back with what it
+still knows, a kubelet that adopts it and a proxy that rebuilds its rules; ``pause``
+hangs kubelet and proxy (the proxy keeps routing with its last table).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from controlplane.client.protocol import Client
 from controlplane.kubelet import Kubelet
 from controlplane.metrics import MetricsSink
 from controlplane.nodes import NodeTemplate
+from controlplane.proxy import Proxy, ProxyConfig, ProxyRouter
 from runtime.fake import FakeRuntime
 from runtime.images import Registry
 from runtime.network import Network
@@ -34,11 +38,12 @@ log = structlog.get_logger(__name__)
 
 @attrs.define(eq=False)
 class Machine:
-    """One node's engine and kubelet (the same objects across restarts)."""
+    """One node's engine, kubelet and proxy (the same objects across restarts)."""
 
     name: str
     runtime: FakeRuntime
     kubelet: Kubelet
+    proxy: Proxy
 
     @property
     def runtime_child(self) -> str:
@@ -47,6 +52,10 @@ class Machine:
     @property
     def kubelet_child(self) -> str:
         return f"kubelet/{self.name}"
+
+    @property
+    def proxy_child(self) -> str:
+        return f"proxy/{self.name}"
 
 
 class Machines:
@@ -62,6 +71,10 @@ class Machines:
         metrics: the resource metrics store kubelets report usage to (None: they do not
             report). Read when a machine is added, so setting the attribute affects the
             machines added afterwards.
+        proxy_config: how every node's kube-proxy routes (random by default); each
+            proxy draws from its own ``Random(f"{seed}:proxy:{name}")``. Read when a
+            machine is added, like ``metrics``. ``proxies`` is the router all of them
+            share (it installs one translator on ``network``).
     """
 
     def __init__(
@@ -75,6 +88,7 @@ class Machines:
         seed: int,
         tracker: WorkTracker,
         metrics: MetricsSink | None = None,
+        proxy_config: ProxyConfig | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._client = client
@@ -84,6 +98,8 @@ class Machines:
         self._seed = seed
         self._tracker = tracker
         self.metrics = metrics
+        self.proxy_config = proxy_config or ProxyConfig()
+        self.proxies = ProxyRouter(network)
         self._machines: dict[str, Machine] = {}
 
     def __contains__(self, name: object) -> bool:
@@ -128,11 +144,21 @@ class Machines:
             tracker=self._tracker,
             metrics=self.metrics,
         )
-        machine = Machine(name=name, runtime=engine, kubelet=kubelet)
+        proxy = Proxy(
+            self._client,
+            self.proxies,
+            node_name=name,
+            node_ip=host.ip,
+            rng=random.Random(f"{self._seed}:proxy:{name}"),
+            config=self.proxy_config,
+            tracker=self._tracker,
+        )
+        machine = Machine(name=name, runtime=engine, kubelet=kubelet, proxy=proxy)
         self._machines[name] = machine
         try:
             await self._supervisor.start_child(machine.runtime_child, engine.run)
             await self._supervisor.start_child(machine.kubelet_child, kubelet.run)
+            await self._supervisor.start_child(machine.proxy_child, proxy.run)
         except BaseException:
             await self._forget(machine)
             raise
@@ -144,16 +170,21 @@ class Machines:
         await self._forget(self.get(name))
 
     async def _forget(self, machine: Machine) -> None:
+        await self._supervisor.remove_child(machine.proxy_child)
+        machine.proxy.flush()
         await self._supervisor.remove_child(machine.kubelet_child)
         await self._supervisor.remove_child(machine.runtime_child)
         self._network.remove_host(machine.name)
         self._machines.pop(machine.name, None)
 
     def crash(self, name: str) -> None:
-        """Power loss: the kubelet stops at once (no cleanup beyond trio's), every
-        container exits, the lease is no longer renewed."""
+        """Power loss: the kubelet and proxy stop at once (no cleanup beyond trio's),
+        every container exits, the lease is no longer renewed, the proxy's rules are
+        gone."""
         machine = self.get(name)
         self._supervisor.kill_child(machine.kubelet_child)
+        self._supervisor.kill_child(machine.proxy_child)
+        machine.proxy.flush()
         machine.runtime.crash()
         log.info("node_crashed", node=name)
 
@@ -163,5 +194,19 @@ class Machines:
         machine = self.get(name)
         machine.runtime.recover()
         machine.kubelet.resume()
+        machine.proxy.resume()
         self._supervisor.restart_child_soon(machine.kubelet_child)
+        self._supervisor.restart_child_soon(machine.proxy_child)
         log.info("node_restarted", node=name)
+
+    def pause(self, name: str) -> None:
+        """Hang the machine's kubelet and proxy until :meth:`resume`: containers keep
+        running and the proxy keeps routing with the table it had."""
+        machine = self.get(name)
+        machine.kubelet.pause()
+        machine.proxy.pause()
+
+    def resume(self, name: str) -> None:
+        machine = self.get(name)
+        machine.kubelet.resume()
+        machine.proxy.resume()

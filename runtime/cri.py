@@ -13,7 +13,7 @@ All durations and timestamps are trio time (virtual under a mock clock).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -104,11 +104,15 @@ class ContainerConfig:
 
 @attrs.frozen(kw_only=True)
 class SandboxInfo:
+    """A sandbox: its address, and ``dns_search``, the search domains names looked up
+    from inside it are tried with (its ``resolv.conf``)."""
+
     id: str
     name: str
     ip: str
     labels: Mapping[str, str]
     created_at: float
+    dns_search: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -166,9 +170,12 @@ class ContainerRuntime(Protocol):
     def has_image(self, image: str) -> bool: ...
 
     # -- sandboxes --
-    async def create_sandbox(self, name: str, labels: Mapping[str, str]) -> SandboxInfo:
+    async def create_sandbox(
+        self, name: str, labels: Mapping[str, str], *, dns_search: Sequence[str] = ()
+    ) -> SandboxInfo:
         """A network identity for a group of containers: allocates an IP from the
-        machine's range."""
+        machine's range. ``dns_search`` is the search list for names its programs look
+        up (CRI's ``DNSConfig.searches``)."""
         ...
 
     async def remove_sandbox(self, sandbox_id: str) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 import trio
@@ -314,9 +314,12 @@ class FakeRuntime:
 
     # ----- sandboxes -----
 
-    async def create_sandbox(self, name: str, labels: Mapping[str, str]) -> SandboxInfo:
+    async def create_sandbox(
+        self, name: str, labels: Mapping[str, str], *, dns_search: Sequence[str] = ()
+    ) -> SandboxInfo:
         """A network identity for a group of containers (an address from the machine's
-        range). Raises RuntimeDown, NetworkError when the range is full."""
+        range); its programs look names up with the ``dns_search`` list. Raises
+        RuntimeDown, NetworkError when the range is full."""
         await trio.lowlevel.checkpoint()
         self._check_up()
         ip = self._network.allocate_ip(self.host)
@@ -326,6 +329,7 @@ class FakeRuntime:
             ip=ip,
             labels=labels,
             created_at=trio.current_time(),
+            dns_search=tuple(dns_search),
         )
         self._sandboxes[info.id] = _Sandbox(info)
         self._log.debug("sandbox_created", sandbox=name, sandbox_id=info.id, ip=ip)
@@ -435,6 +439,7 @@ class FakeRuntime:
             ip=c.sandbox.info.ip,
             host=self.host,
             network=self._network,
+            dns_search=c.sandbox.info.dns_search,
             on_usage=lambda ctx: self._on_usage(c, ctx),
         )
 

@@ -13,9 +13,11 @@ be delayed, dropped or cut off by a partition; a lost message shows up as
 nobody holds gives :class:`HostUnreachable` and a port nobody listens on
 :class:`ConnectionRefused`, both at once.
 
-Extension point: before delivery, :meth:`Network._route` passes the destination through
+Extension points: before delivery, :meth:`Network._route` passes the destination through
 every translator added with :meth:`Network.add_translator` — where virtual IPs
-(Services) and a proxy's DNAT plug in. None are built in.
+(Services) and a proxy's DNAT plug in. Names are resolved by :meth:`Network.lookup` with
+a stub resolver's rules (``resolv.conf``: search list, ``ndots:5``) against the resolver
+set with :meth:`Network.set_resolver` — where a cluster DNS plugs in. None are built in.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import inspect
 import ipaddress
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 
@@ -34,6 +37,7 @@ from runtime.cri import RuntimeError_
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "NDOTS",
     "AddressInUse",
     "ConnectionRefused",
     "ConnectionReset",
@@ -42,21 +46,37 @@ __all__ = [
     "HostInfo",
     "HostUnreachable",
     "Listener",
+    "NameNotFound",
     "Network",
     "NetworkError",
     "NetworkTimeout",
+    "Resolver",
     "Translator",
+    "check_name",
+    "search_candidates",
 ]
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 
+NDOTS = 5
+"""``options ndots:5``, what Kubernetes writes into every pod's ``resolv.conf``: a name
+with fewer dots is tried with each search domain before it is tried as it is."""
+
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
 Handler: TypeAlias = Callable[[bytes, str], bytes | Awaitable[bytes]]
 """``handler(payload, src_ip)`` returns the response (sync, or a coroutine)."""
 
 Translator: TypeAlias = Callable[[str, str, int], tuple[str, int] | None]
 """``translate(src_ip, dst_ip, port)`` returns a new ``(dst_ip, port)`` or None."""
+
+Resolver: TypeAlias = Callable[[str], list[str]]
+"""``resolve(fqdn)`` returns the addresses of a fully qualified name (lowercase, no
+trailing dot) or raises :class:`NameNotFound`."""
 
 
 class NetworkError(RuntimeError_):
@@ -78,6 +98,10 @@ class NetworkTimeout(NetworkError):
 
 class ConnectionReset(NetworkError):
     """The listening program failed while handling the request (``__cause__`` says how)."""
+
+
+class NameNotFound(NetworkError):
+    """The name does not resolve (NXDOMAIN), or is not a valid host name."""
 
 
 class AddressInUse(NetworkError):
@@ -203,6 +227,7 @@ class Network:
         self._listeners: dict[tuple[str, int], Listener] = {}
         self._rules: dict[int, object] = {}  # id -> _Rule, in the order added
         self._translators: dict[int, object] = {}  # id -> Translator, in the order added
+        self._resolver: Resolver | None = None
         self._seq = 0
 
     # ----- hosts and addresses -----
@@ -420,3 +445,101 @@ class Network:
             if out is not None:
                 dst_ip, port = out
         return dst_ip, port
+
+    # ----- names (extension point) -----
+
+    def set_resolver(self, resolve: Resolver | None) -> None:
+        """Answer name lookups with ``resolve(fqdn)`` (None: no names resolve). It gets
+        a lowercase, fully qualified name without the trailing dot and returns its
+        addresses in a stable order, or raises NameNotFound; it must not block."""
+        self._resolver = resolve
+
+    def lookup(self, name: str, *, search: Iterable[str] = ()) -> list[str]:
+        """The addresses ``name`` resolves to, as a stub resolver with ``search`` and
+        ``ndots:5`` in its ``resolv.conf`` finds them.
+
+        An IP literal is returned as it is. A name ending in a dot is absolute and tried
+        alone; a name with fewer than :data:`NDOTS` dots is tried with each search
+        domain in turn, then as it is; one with more is tried as it is first. The first
+        candidate with addresses wins. Names are case-insensitive.
+
+        Raises NameNotFound when no candidate resolves or ``name`` is not a valid host
+        name (empty label, a label over 63 characters or starting or ending with ``-``,
+        a character other than letters, digits and ``-``, more than 253 characters).
+        """
+        if isinstance(name, str):
+            try:
+                return [str(ipaddress.ip_address(name))]
+            except ValueError:
+                pass
+        for candidate in search_candidates(name, search):
+            if self._resolver is None:
+                break
+            try:
+                addresses = self._resolver(candidate)
+            except NameNotFound:
+                continue
+            if addresses:
+                return list(addresses)
+        why = "" if self._resolver is not None else " (no resolver set)"
+        raise NameNotFound(f"name not found: {name!r}{why}")
+
+    def resolve_one(self, name: str, *, search: Iterable[str] = ()) -> str:
+        """One address for ``name`` (see :meth:`lookup`): when it has several (a headless
+        service's pods), one picked with the network's seeded rng, as a client taking the
+        first record of CoreDNS's shuffled (``loadbalance``) answer would. Raises
+        NameNotFound."""
+        addresses = self.lookup(name, search=search)
+        if len(addresses) == 1:
+            return addresses[0]  # no draw: single answers leave the rng alone
+        return addresses[self._rng.randrange(len(addresses))]
+
+
+def check_name(name: str) -> str:
+    """``name`` in canonical form (lowercase, no trailing dot), or NameNotFound saying
+    what is wrong with it (RFC 1123 host name syntax)."""
+    if not isinstance(name, str):
+        raise NameNotFound(f"invalid name {name!r}: not a string")
+    canonical = name.lower().removesuffix(".")
+    if not canonical:
+        raise NameNotFound(f"invalid name {name!r}: empty")
+    if len(canonical) > MAX_NAME_LENGTH:
+        raise NameNotFound(f"invalid name {name!r}: longer than {MAX_NAME_LENGTH} characters")
+    for label in canonical.split("."):
+        if not label:
+            raise NameNotFound(f"invalid name {name!r}: empty label")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise NameNotFound(
+                f"invalid name {name!r}: label {label!r} longer than {MAX_LABEL_LENGTH} characters"
+            )
+        if not _LABEL.match(label):
+            raise NameNotFound(
+                f"invalid name {name!r}: label {label!r} must be letters, digits and '-',"
+                " starting and ending with a letter or digit"
+            )
+    return canonical
+
+
+def search_candidates(name: str, search: Iterable[str] = (), ndots: int = NDOTS) -> list[str]:
+    """The fully qualified names a stub resolver tries for ``name``, in order (glibc's
+    ``res_search``): absolute names alone; fewer than ``ndots`` dots: each search domain,
+    then the name; otherwise the name, then each search domain. Candidates longer than
+    253 characters and invalid search domains are skipped. Raises NameNotFound for an
+    invalid ``name``."""
+    canonical = check_name(name)
+    if name.endswith("."):
+        return [canonical]
+    domains = []
+    for domain in search:
+        try:
+            domains.append(check_name(domain))
+        except NameNotFound:
+            continue  # glibc ignores a bad search entry rather than failing every lookup
+    expanded = [
+        f"{canonical}.{domain}"
+        for domain in domains
+        if len(canonical) + 1 + len(domain) <= MAX_NAME_LENGTH
+    ]
+    if canonical.count(".") >= ndots:
+        return [canonical, *expanded]
+    return [*expanded, canonical]

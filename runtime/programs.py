@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 import trio
 
+from runtime.network import NameNotFound
+
 if TYPE_CHECKING:
     from runtime.network import Handler, Listener, Network
 
@@ -218,6 +220,7 @@ class ProgramContext:
     Attributes:
       name / sandbox: the container's and its sandbox's names.
       env, ports, ip, host: its environment, declared ports, sandbox IP, machine.
+      dns_search: the sandbox's search domains, used by :meth:`request` for names.
       terminating: set when the engine asks it to stop (SIGTERM); it is cancelled when
         the grace period ends unless it returned first.
     """
@@ -232,6 +235,7 @@ class ProgramContext:
         "_on_usage",
         "_ready",
         "_started",
+        "dns_search",
         "env",
         "host",
         "ip",
@@ -252,8 +256,10 @@ class ProgramContext:
         host: str,
         network: Network,
         on_usage: Callable[[ProgramContext], None],
+        dns_search: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.dns_search = dns_search
         self.sandbox = sandbox
         self.env = env
         self.ports = ports
@@ -302,16 +308,31 @@ class ProgramContext:
         self._listeners.append(listener)
         return listener
 
+    def lookup(self, name: str) -> list[str]:
+        """The addresses ``name`` resolves to from this sandbox (its search list; see
+        :meth:`runtime.network.Network.lookup`). Raises NameNotFound."""
+        return self._network.lookup(name, search=self.dns_search)
+
     async def request(
         self,
-        dst_ip: str,
+        host: str,
         port: int,
         payload: bytes,
         *,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> bytes:
-        """Send ``payload`` from this container to ``dst_ip:port`` and return the
-        answer; raises what :meth:`runtime.network.Network.request` raises."""
+        """Send ``payload`` from this container to ``host:port`` and return the answer.
+
+        ``host`` is an IP or a name, looked up with the sandbox's search list (see
+        :meth:`runtime.network.Network.resolve_one`: one address, picked with the
+        network's seeded rng when the name has several). Raises NameNotFound, and
+        what :meth:`runtime.network.Network.request` raises.
+        """
+        try:
+            dst_ip = self._network.resolve_one(host, search=self.dns_search)
+        except NameNotFound:
+            await trio.lowlevel.checkpoint()  # an async call checkpoints, failing or not
+            raise
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         return await self._network.request(self.ip, dst_ip, port, payload, **kwargs)
 

@@ -30,6 +30,7 @@ from controlplane.api.core import (
     Service,
     ServiceAccount,
 )
+from controlplane.api.discovery import EndpointSlice
 from controlplane.api.kinds import KINDS, KindInfo, resolve_kind
 from controlplane.api.meta import (
     LabelSelector,
@@ -46,6 +47,7 @@ __all__ = [
     "Container",
     "CronJob",
     "Deployment",
+    "EndpointSlice",
     "Endpoints",
     "Event",
     "HorizontalPodAutoscaler",

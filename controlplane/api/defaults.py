@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from controlplane.api import apps, autoscaling, batch, core
+from controlplane.api import apps, autoscaling, batch, core, discovery
 from controlplane.api.frozen import FrozenDict
 from controlplane.api.memo import IdentityMemo
 
@@ -309,6 +309,16 @@ def _endpoints(endpoints: core.Endpoints) -> core.Endpoints:
     return endpoints if subsets is endpoints.subsets else attrs.evolve(endpoints, subsets=subsets)
 
 
+def _endpoint_slice(slice_: discovery.EndpointSlice) -> discovery.EndpointSlice:
+    """``SetDefaults_EndpointPort``: a port's protocol defaults to TCP."""
+
+    def default_port(port: discovery.EndpointPort) -> discovery.EndpointPort:
+        return port if port.protocol else attrs.evolve(port, protocol="TCP")
+
+    ports = _each(default_port, slice_.ports)
+    return slice_ if ports is slice_.ports else attrs.evolve(slice_, ports=ports)
+
+
 def _secret(secret: core.Secret) -> core.Secret:
     return secret if secret.type else attrs.evolve(secret, type="Opaque")
 
@@ -505,6 +515,7 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], Any]] = {
     core.Node: _node,
     core.Service: _service,
     core.Endpoints: _endpoints,
+    discovery.EndpointSlice: _endpoint_slice,
     core.Secret: _secret,
     core.LimitRange: _limit_range,
     core.ReplicationController: _replication_controller,

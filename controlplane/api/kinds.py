@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from controlplane import errors
-from controlplane.api import apps, autoscaling, batch, coordination, core
+from controlplane.api import apps, autoscaling, batch, coordination, core, discovery
 
 __all__ = ["KINDS", "KindInfo", "resolve_kind"]
 
@@ -45,6 +45,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo(core.Pod, "pods", namespaced=True, short_names=("po",)),
     KindInfo(core.Service, "services", namespaced=True, short_names=("svc",)),
     KindInfo(core.Endpoints, "endpoints", namespaced=True, short_names=("ep",), has_status=False),
+    KindInfo(discovery.EndpointSlice, "endpointslices", namespaced=True, has_status=False),
     KindInfo(core.Event, "events", namespaced=True, short_names=("ev",), has_status=False),
     KindInfo(core.ConfigMap, "configmaps", namespaced=True, short_names=("cm",), has_status=False),
     KindInfo(core.Secret, "secrets", namespaced=True, has_status=False),

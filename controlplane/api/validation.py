@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from controlplane.api import apps, autoscaling, batch, coordination, core
+from controlplane.api import apps, autoscaling, batch, coordination, core, discovery
 from controlplane.api import validation_core as vcore
+from controlplane.api import validation_discovery as vdisc
 from controlplane.api import validation_pod as vpod
 from controlplane.api import validation_workloads as vwork
 from controlplane.api.kinds import KINDS
@@ -69,6 +70,7 @@ _RULES: dict[type[Any], Callable[[Any, Causes], None]] = {
     core.Node: vcore.validate_node,
     core.Service: vcore.validate_service,
     core.Endpoints: vcore.validate_endpoints,
+    discovery.EndpointSlice: vdisc.validate_endpoint_slice,
     core.ConfigMap: vcore.validate_config_map,
     core.Secret: vcore.validate_secret,
     core.ResourceQuota: vcore.validate_resource_quota,
@@ -85,6 +87,7 @@ _RULES: dict[type[Any], Callable[[Any, Causes], None]] = {
 _UPDATE_RULES: dict[type[Any], Callable[[Any, Any, Causes], None]] = {
     core.Pod: vpod.validate_pod_update,
     core.Service: vcore.validate_service_update,
+    discovery.EndpointSlice: vdisc.validate_endpoint_slice_update,
     core.ConfigMap: vcore.validate_immutable_data,
     core.Secret: vcore.validate_secret_update,
     apps.ReplicaSet: vwork.validate_replica_set_update,

@@ -44,6 +44,7 @@ from controlplane.events import EventRecorder
 from controlplane.kubelet.admission import Rejection, Resources, check_fit, pod_requests
 from controlplane.kubelet.backoff import next_image_backoff
 from controlplane.kubelet.containers import container_config
+from controlplane.kubelet.dns import pod_dns_search
 from controlplane.kubelet.labels import parse_container_labels, sandbox_labels
 from controlplane.kubelet.model import (
     NO_MEMORY,
@@ -478,7 +479,9 @@ class PodWorkers:
         if plan.create_sandbox:
             name = f"{pod.metadata.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
             try:
-                worker.sandbox = await self._runtime.create_sandbox(name, sandbox_labels(pod))
+                worker.sandbox = await self._runtime.create_sandbox(
+                    name, sandbox_labels(pod), dns_search=pod_dns_search(pod)
+                )
             except RuntimeDown:
                 raise
             except RuntimeError_ as exc:

@@ -19,7 +19,12 @@ Order, as the apiserver runs it for a create or update:
    define ``committed(op, stored, old)``: called once the write is stored, in the same
    synchronous step (see :meth:`Admission.run_committed`).
 
-Deletes do not run the chain (Kubernetes runs only validating webhooks on delete).
+Deletes do not run the chain (Kubernetes runs only validating webhooks on delete). When
+the store *removes* an object (a DELETED write: a delete without finalizers, the last
+finalizer gone, an expired Event), it calls each step's optional ``removed(obj)`` with
+the object's last state, in the same synchronous step -- where an allocator gives back
+what the object held, as the service REST storage's ``AfterDelete`` releases its IPs.
+``removed`` runs after the write and must not raise.
 A refused write raises an ``errors.ApiError`` and changes nothing in the store.
 """
 
@@ -128,3 +133,11 @@ class Admission:
             committed = getattr(step, "committed", None)
             if committed is not None:
                 committed(op, obj, old)
+
+    def run_removed(self, obj: Any) -> None:
+        """After the store removed ``obj`` (its last state), in the same synchronous
+        step: call the optional ``removed(obj)`` of each step."""
+        for step in self._steps:
+            removed = getattr(step, "removed", None)
+            if removed is not None:
+                removed(obj)

@@ -776,6 +776,7 @@ class Store:
         if kind == "Pod":
             self._index_pod(stored, None)
         self._record(Change(revision, "DELETED", kind, stored, last, now))
+        self._admission.run_removed(last)
 
     def _index_pod(self, old: Any, new: Any) -> None:
         index = self._pods_by_node
