@@ -7,6 +7,7 @@ here decides anything a component should decide; it wires, waits and reports.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from actors import WorkTracker, open_supervisor
 from actors.timers import TimerService
 from controlplane import errors
 from controlplane.admission import default_admission_steps
+from controlplane.admission.serviceip import kubernetes_service
 from controlplane.api import from_dict, load_yaml
 from controlplane.api.core import Namespace
 from controlplane.api.meta import ObjectMeta
@@ -27,11 +29,16 @@ from controlplane.chaos import Chaos
 from controlplane.client.local import LocalClient
 from controlplane.controllers import ControllerFactory, ControllerManager, default_controllers
 from controlplane.determinism import seeded_scheduler
+from controlplane.dns import ClusterDNS
+from controlplane.kubelet.dns import cluster_search
 from controlplane.machines import Machines
 from controlplane.metrics import MetricsStore
 from controlplane.nodes import NodeTemplate
+from controlplane.proxy import ProxyConfig
 from controlplane.scheduler import Scheduler
 from controlplane.store import Store
+from controlplane.traffic import LoadGenerator, Response
+from controlplane.traffic import request as traffic_request
 from runtime.images import Registry
 from runtime.network import Network
 
@@ -84,6 +91,7 @@ class Cluster:
     scheduler: Scheduler
     controller_manager: ControllerManager
     metrics: MetricsStore
+    dns: ClusterDNS
     _tracker: WorkTracker
 
     async def apply(self, manifest: Manifest | Iterable[Manifest]) -> Any:
@@ -174,6 +182,73 @@ class Cluster:
         """A digest of every write so far: same seed + same workload → same digest."""
         return self.store.history_digest()
 
+    def _client_ip(self, via: str | None) -> str:
+        """The host IP requests from outside leave from: node ``via``, else the first
+        node by name (its kube-proxy routes Service IPs, as on a real node)."""
+        names = sorted(self.machines.names()) if via is None else [via]
+        if not names:
+            raise RuntimeError("no node to send from: add a node first")
+        return self.network.host(names[0]).ip
+
+    async def request(
+        self,
+        host: str,
+        port: int,
+        payload: bytes = b"",
+        *,
+        namespace: str = "default",
+        via: str | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a client's timeout: part of the API
+    ) -> Response:
+        """Send ``payload`` to ``host:port`` from node ``via`` (default: the first node)
+        and return what happened: ``Response(ok, body, error, latency, backend)``,
+        ``backend`` naming the pod that answered. ``host`` is an IP or a name resolved
+        by the cluster DNS with ``namespace``'s search list (``web``, ``web.prod``,
+        ``web.prod.svc.cluster.local``). Network failures (refused, unreachable, timed
+        out, unknown name) are reported in the Response, not raised.
+
+        Raises:
+            RuntimeError: the cluster has no node to send from.
+        """
+        return await traffic_request(
+            self.network,
+            host,
+            port,
+            payload,
+            src_ip=self._client_ip(via),
+            search=cluster_search(namespace),
+            timeout=timeout,
+        )
+
+    def load_generator(
+        self,
+        host: str,
+        port: int,
+        *,
+        rate: float,
+        namespace: str = "default",
+        via: str | None = None,
+        **options: Any,
+    ) -> LoadGenerator:
+        """A :class:`controlplane.traffic.LoadGenerator` sending ``rate`` requests per
+        second to ``host:port`` as :meth:`request` does; start it with
+        ``await nursery.start(generator.run)``; ``options``: payload, timeout, count,
+        duration, max_in_flight.
+
+        Raises:
+            RuntimeError: the cluster has no node to send from.
+            ValueError: a bad rate or option.
+        """
+        return LoadGenerator(
+            self.network,
+            host,
+            port,
+            rate=rate,
+            src_ip=self._client_ip(via),
+            search=cluster_search(namespace),
+            **options,
+        )
+
     async def add_node(
         self,
         name: str,
@@ -218,6 +293,7 @@ async def open_cluster(
     registry: Registry | None = None,
     controllers: Iterable[ControllerFactory] | None = None,
     admission: Callable[[Store], Iterable[Any]] | None = None,
+    proxy_config: ProxyConfig | None = None,
 ) -> AsyncIterator[Cluster]:
     """Start an in-process cluster; yield a :class:`Cluster`; stop everything on exit.
 
@@ -237,6 +313,8 @@ async def open_cluster(
         admission: builds the store's admission steps from the store (default:
             :func:`controlplane.admission.default_admission_steps`; ``lambda store: ()``
             runs only defaulting and validation).
+        proxy_config: how every node's kube-proxy balances (random like iptables
+            mode by default, or round-robin).
 
     Runs under any trio clock; under ``MockClock(autojump_threshold=0)`` it runs in
     virtual time. The supervisor fails the block loudly if a component keeps crashing.
@@ -251,7 +329,8 @@ async def open_cluster(
             work_tracker=tracker,
             **dict(store_options or {}),
         )
-        for step in (admission or default_admission_steps)(store):
+        build_admission = admission or functools.partial(default_admission_steps, seed=seed)
+        for step in build_admission(store):
             store.add_admission_step(step)
         async with open_supervisor(name="cluster") as supervisor:
             await supervisor.start_child("store", store.run)
@@ -262,6 +341,7 @@ async def open_cluster(
             components = LocalClient(store, track_work=True)
             for ns in SYSTEM_NAMESPACES:
                 await client.create(Namespace(metadata=ObjectMeta(name=ns)))
+            await client.create(kubernetes_service())  # default/kubernetes, 10.96.0.1
             scheduler = Scheduler(
                 components, rng=random.Random(f"{seed}:scheduler"), tracker=tracker
             )
@@ -276,6 +356,9 @@ async def open_cluster(
             )
             await supervisor.start_child("controller-manager", controller_manager.run)
             network = Network(random.Random(f"{seed}:network"))
+            dns = ClusterDNS(components, tracker=tracker)
+            await supervisor.start_child("cluster-dns", dns.run)
+            network.set_resolver(dns.resolve)
             registry = registry or Registry()
             machines = Machines(
                 supervisor=supervisor,
@@ -286,6 +369,7 @@ async def open_cluster(
                 seed=seed,
                 tracker=tracker,
                 metrics=metrics,
+                proxy_config=proxy_config,
             )
             cluster = Cluster(
                 store=store,
@@ -300,6 +384,7 @@ async def open_cluster(
                 scheduler=scheduler,
                 controller_manager=controller_manager,
                 metrics=metrics,
+                dns=dns,
                 tracker=tracker,
             )
             for i in range(1, nodes + 1):

@@ -105,6 +105,10 @@ class Machines:
     def __contains__(self, name: object) -> bool:
         return name in self._machines
 
+    def names(self) -> list[str]:
+        """The nodes with a machine, in the order they were added."""
+        return list(self._machines)
+
     def get(self, name: str) -> Machine:
         """The machine of node ``name``.
 

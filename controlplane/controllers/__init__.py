@@ -6,6 +6,8 @@ runs them all as one actor. :func:`default_controllers` is what ``open_cluster``
 """
 
 from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.endpoints import EndpointsController
+from controlplane.controllers.endpointslice import EndpointSliceController
 from controlplane.controllers.framework import (
     Controller,
     ControllerContext,
@@ -44,6 +46,8 @@ def default_controllers(metrics: MetricsStore) -> tuple[ControllerFactory, ...]:
         (ReplicaSetController.name, ReplicaSetController),
         (ReplicationManager.name, ReplicationManager),
         (DeploymentController.name, DeploymentController),
+        (EndpointsController.name, EndpointsController),
+        (EndpointSliceController.name, EndpointSliceController),
         (JobController.name, JobController),
         (GarbageCollector.name, GarbageCollector),
         (NamespaceController.name, NamespaceController),

@@ -13,7 +13,6 @@ import pytest
 import trio
 
 from controlplane import errors, quota
-from controlplane.admission import default_admission_steps
 from controlplane.admission.allocator import AllocationError, IPAllocator, PortAllocator
 from controlplane.admission.resourcequota import ResourceQuotaAdmission
 from controlplane.admission.serviceip import (
@@ -525,13 +524,16 @@ async def test_store_calls_removed_with_the_last_state_only_on_removal():
 # -- in a cluster ----------------------------------------------------------------------
 
 
-async def test_in_a_cluster_with_the_steps_before_resource_quota(autojump_clock: Any):
-    def admission(store: Store) -> list[Any]:
-        steps = default_admission_steps(store)
-        return [*steps[:-1], *service_admission_steps(random.Random("7:serviceip")), steps[-1]]
-
-    async with open_cluster(nodes=0, seed=7, controllers=(), admission=admission) as cluster:
-        kubernetes = await cluster.client.create(kubernetes_service())
+async def test_a_cluster_allocates_service_ips_and_starts_with_the_kubernetes_service(
+    autojump_clock: Any,
+):
+    async with open_cluster(nodes=0, seed=7, controllers=()) as cluster:
+        kubernetes = cluster.get_nowait("Service", "kubernetes", namespace="default")
         assert kubernetes.spec.cluster_ip == "10.96.0.1"
         web = await cluster.apply(service())
         assert web.spec.cluster_ip not in ("", None, "None", "10.96.0.1")
+        taken = attrs.evolve(
+            kubernetes_service(), metadata=attrs.evolve(kubernetes.metadata, name="other")
+        )
+        with pytest.raises(errors.Invalid, match="already allocated"):
+            await cluster.client.create(taken)  # asks for 10.96.0.1, which is taken

@@ -126,7 +126,11 @@ async def test_small_slices_and_pods_with_different_ports(autojump_clock):
         await c.wait_for(lambda: len(endpoints_by_pod(c)) == 11, timeout=30)
         await c.settle()
         shape = sorted((tuple(p.name for p in s.ports), len(s.endpoints)) for s in slices(c))
-        assert shape == [(("http",), 2), (("http",), 4), (("http",), 4), (("http", "metrics"), 1)]
+        # how the ten http-only endpoints are packed depends on the order pods became
+        # ready (the reconciler fills existing slices); the bounds do not
+        http = [n for ports, n in shape if ports == ("http",)]
+        assert sum(http) == 10 and len(http) == 3 and max(http) <= 4
+        assert (("http", "metrics"), 1) in shape and len(shape) == 4
 
 
 async def test_no_pods_keep_a_placeholder_and_bad_ports_do_not_crash(autojump_clock):

@@ -116,7 +116,9 @@ async def test_requests_to_the_cluster_ip_reach_every_ready_backend(autojump_clo
             assert all(70 <= n <= 130 for n in counts.values())
         for node in ("node-1", "node-2"):
             stats = cluster.machines.get(node).proxy.statistics()
-            assert stats.services == 1 and stats.rules == 1 + 3
+            # web (a jump, 3 backends) and default/kubernetes (a jump and a REJECT: the
+            # apiserver's endpoints are not modelled)
+            assert stats.services == 2 and stats.rules == 1 + 3 + 2
             assert stats.syncs >= 1 and stats.last_sync is not None and stats.pending == 0
             assert cluster.machines.get(node).proxy.backends("default", "web") == tuple(
                 (ip, 8080) for ip in ips
@@ -153,7 +155,7 @@ async def test_no_ready_endpoint_refuses_and_a_ready_one_is_used_at_once(autojum
         await cluster.settle()
         with pytest.raises(HostUnreachable):
             await cluster.network.request(src, VIP, 80, b"x")
-        assert proxy.statistics().services == 0
+        assert proxy.statistics().services == 1  # default/kubernetes
 
 
 async def test_node_port_is_served_on_every_node_from_outside(autojump_clock):
@@ -242,7 +244,8 @@ async def test_a_crashed_node_loses_its_rules_and_rebuilds_them_on_restart(autoj
         assert state["proxy/node-1"] is ChildState.STOPPED
         assert proxy.statistics().services == 0 and proxy.route("c", VIP, 80) is None
         cluster.chaos.restart_node("node-1")
-        await cluster.wait_for(lambda: proxy.statistics().services == 1, timeout=30)
+        # web and default/kubernetes
+        await cluster.wait_for(lambda: proxy.statistics().services == 2, timeout=30)
         await cluster.settle()
         # the table is rebuilt from what the (hand-written) Endpoints say
         assert proxy.backends("default", "web") == tuple((ip, 8080) for ip in ips)
@@ -281,7 +284,7 @@ async def test_odd_services_and_endpoints_never_crash_the_proxy(autojump_clock):
         with pytest.raises(ConnectionRefused):
             await cluster.network.request(src, "10.96.0.11", 80, b"x")
         assert answered_by(await cluster.network.request(src, VIP, 80, b"x")) == "web-0"
-        assert proxy.statistics().services == 2  # byhand and web
+        assert proxy.statistics().services == 3  # byhand, web and default/kubernetes
         (child,) = [c for c in cluster.chaos.supervisor.children() if c.name == "proxy/node-1"]
         assert child.state is ChildState.RUNNING and child.restarts == 0
 
@@ -302,7 +305,8 @@ async def test_each_sync_is_logged_and_waitable(autojump_clock):
             await cluster.apply([service(), endpoints(["10.244.0.99"])])
             await cluster.settle()
         synced = [e for e in logs if e["event"] == "proxy_synced"]
-        assert synced and synced[-1]["node"] == "node-1" and synced[-1]["rules"] == 2
+        # web: a jump and a backend; default/kubernetes: a jump and a REJECT (no endpoints)
+        assert synced and synced[-1]["node"] == "node-1" and synced[-1]["rules"] == 4
         assert proxy.statistics().syncs > before
 
 
