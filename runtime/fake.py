@@ -567,6 +567,10 @@ class FakeRuntime:
             return ProbeResult(False, f"container {c.config.name} is {c.state.value}")
         if c.ctx is not None:
             ok = {"live": c.ctx._live, "ready": c.ctx._ready, "started": c.ctx._started}[probe]
+            if ok and probe == "ready" and c.config.ports and not c.listeners:
+                # a server that declares ports but listens on none yet (still warming
+                # up) is not ready: a tcpSocket or httpGet probe would be refused
+                return ProbeResult(False, f"dial tcp :{c.config.ports[0]}: connection refused")
             return ProbeResult(ok, "" if ok else f"program reports not {probe}")
         assert isinstance(c.program, Program)  # user programs have a context once started
         ok, message = c.program.check(probe, _elapsed(c))

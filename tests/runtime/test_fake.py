@@ -338,6 +338,30 @@ async def test_user_programs_serve_and_talk_across_hosts(
     assert not world.network.is_listening(server_ip, 8080)
 
 
+async def test_a_user_program_is_not_ready_before_it_listens_on_its_ports(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def slow_server(ctx: ProgramContext) -> None:
+        await trio.sleep(5)  # warming up: the probe finds the port closed
+        ctx.listen(ctx.ports[0], lambda payload, src: b"ok")
+        await ctx.terminating.wait()
+
+    async def worker(ctx: ProgramContext) -> None:
+        await ctx.terminating.wait()  # declares no port: ready as it says
+
+    world.registry.add("slow", program=slow_server)
+    world.registry.add("worker", program=worker)
+    _, sid = await world.start(world.a, "slow", ports=(8080,))
+    _, wid = await world.start(world.a, "worker")
+    await trio.testing.wait_all_tasks_blocked()
+    result = world.a.probe(sid, "ready")
+    assert (result.success, result.message) == (False, "dial tcp :8080: connection refused")
+    assert world.a.probe(sid, "live").success  # liveness does not care
+    assert world.a.probe(wid, "ready").success
+    await trio.sleep(5.5)
+    assert world.a.probe(sid, "ready") == ProbeResult(True, "")
+
+
 async def test_user_program_sigterm_handling(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
