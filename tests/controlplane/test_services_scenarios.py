@@ -188,3 +188,17 @@ async def test_a_dead_backend_node_fails_requests_until_endpoints_drop_its_pod(a
         print(f"time to recover after the node died: {recovery:.1f} s")
         assert unchanged(cluster, svc)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_headless_service_resolves_to_its_ready_pods(autojump_clock):
+    async with open_cluster(nodes=2, seed=66) as cluster:
+        await serve(cluster, replicas=2, clusterIP="None")
+        svc = cluster.get_nowait("Service", "web", namespace="default")
+        assert svc.spec.cluster_ip == "None"
+        pod_ips = sorted(p.status.pod_ip for p in cluster.list_nowait("Pod", namespace="default"))
+        assert sorted(cluster.dns.resolve("web.default.svc.cluster.local")) == pod_ips
+        # no proxy involved: the name resolves straight to a pod, on its container port
+        response = await cluster.request("web", 8080, b"x")
+        assert response.ok and response.backend.startswith("web-")
+        unknown = await cluster.request("missing", 80, b"x")
+        assert (unknown.ok, unknown.error) == (False, "NameNotFound")
