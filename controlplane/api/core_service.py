@@ -18,6 +18,7 @@ from controlplane.api.frozen import EMPTY, FrozenDict, freeze
 from controlplane.api.meta import ObjectMeta
 
 __all__ = [
+    "ClientIPConfig",
     "EndpointAddress",
     "EndpointPort",
     "EndpointSubset",
@@ -29,6 +30,7 @@ __all__ = [
     "ServicePort",
     "ServiceSpec",
     "ServiceStatus",
+    "SessionAffinityConfig",
 ]
 
 
@@ -57,6 +59,18 @@ class ServicePort:
 
 
 @attrs.frozen(kw_only=True)
+class ClientIPConfig:
+    #: How long a client stays pinned to its backend after its last connection
+    #: (default 10800 s, at most 86400).
+    timeout_seconds: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SessionAffinityConfig:
+    client_ip: ClientIPConfig | None = None
+
+
+@attrs.frozen(kw_only=True)
 class ServiceSpec:
     ports: tuple[ServicePort, ...] = attrs.field(default=(), converter=as_tuple)
     selector: FrozenDict[str, str] = attrs.field(default=EMPTY, converter=freeze)
@@ -65,6 +79,7 @@ class ServiceSpec:
     type: str | None = None
     external_ips: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
     session_affinity: str | None = None
+    session_affinity_config: SessionAffinityConfig | None = None
     load_balancer_ip: str | None = None
     load_balancer_source_ranges: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
     external_name: str | None = None

@@ -74,6 +74,7 @@ def validate_service(service: core.Service, out: Causes) -> None:
             else:
                 check_port(f"{path}.nodePort", port.node_port, out)
     check_one_of("spec.sessionAffinity", spec.session_affinity, ("ClientIP", "None"), out)
+    _check_affinity_config(spec, out)
     check_labels("spec.selector", spec.selector, out)
     for field, value in (
         ("externalTrafficPolicy", spec.external_traffic_policy),
@@ -88,6 +89,21 @@ def validate_service(service: core.Service, out: Causes) -> None:
     )
     for i, family in enumerate(spec.ip_families):
         check_one_of(f"spec.ipFamilies[{i}]", family, ("IPv4", "IPv6"), out)
+
+
+def _check_affinity_config(spec: core.ServiceSpec, out: Causes) -> None:
+    """``sessionAffinityConfig.clientIP.timeoutSeconds``: 1..86400, and only with
+    ``sessionAffinity: ClientIP`` (Kubernetes' rules)."""
+    config = spec.session_affinity_config
+    if config is None or config.client_ip is None:
+        return
+    path = "spec.sessionAffinityConfig"
+    if spec.session_affinity != "ClientIP":
+        out.append(forbidden(path, "must not be set when `sessionAffinity` is None"))
+        return
+    seconds = config.client_ip.timeout_seconds
+    if seconds is not None and not 0 < seconds <= 86400:
+        out.append(invalid(f"{path}.clientIP.timeoutSeconds", seconds, "must be > 0 and <= 86400"))
 
 
 def validate_service_update(service: core.Service, old: core.Service, out: Causes) -> None:

@@ -202,3 +202,27 @@ async def test_a_headless_service_resolves_to_its_ready_pods(autojump_clock):
         assert response.ok and response.backend.startswith("web-")
         unknown = await cluster.request("missing", 80, b"x")
         assert (unknown.ok, unknown.error) == (False, "NameNotFound")
+
+
+async def test_bad_session_affinity_config_is_invalid(cluster):
+    import pytest
+
+    from controlplane import errors
+
+    for spec, field in (
+        (
+            {
+                "sessionAffinity": "ClientIP",
+                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}},
+            },
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+        ),
+        (
+            {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}},
+            "spec.sessionAffinityConfig",
+        ),
+    ):
+        with pytest.raises(errors.Invalid) as info:
+            await cluster.apply(service(**spec))
+        assert [c.field for c in info.value.causes] == [field]
+    assert cluster.get_nowait("Service", "web", namespace="default") is None

@@ -317,3 +317,26 @@ def test_a_changed_service_keeps_round_robin_place_and_rules_stay_counted():
     assert t.pick_vip("c", VIP, 80, now=0.0) == (PODS[1], 8080)
     t.update(KEY, service(), None)
     assert t.rules == 1 + 1 and t.pick_vip("c", "10.96.0.99", 80, now=0.0) is None
+
+
+def test_client_ip_affinity_timeout_comes_from_the_service():
+    from controlplane.api import from_dict
+    from controlplane.proxy.table import DEFAULT_AFFINITY_TIMEOUT, service_ports
+
+    def svc(**spec):
+        return from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}], **spec},
+            }
+        )
+
+    pinned = svc(
+        sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}
+    )
+    assert [p.affinity_timeout for p in service_ports(pinned)] == [60.0]
+    default = svc(sessionAffinity="ClientIP")
+    assert [p.affinity_timeout for p in service_ports(default)] == [DEFAULT_AFFINITY_TIMEOUT]
+    assert [p.affinity_timeout for p in service_ports(svc())] == [None]
