@@ -93,6 +93,15 @@ def apply(path: str, seed: int) -> None:
         raise click.ClickException(f"{exc.reason}: {exc}") from exc
 
 
+def _add_chaos_group() -> None:
+    from controlplane.chaos_cli import chaos
+
+    main.add_command(chaos)
+
+
+_add_chaos_group()
+
+
 def _int_or_percent(value: str) -> int | str:
     return value if value.endswith("%") else int(value)
 

@@ -22,11 +22,13 @@ import structlog
 from actors import Supervisor, WorkTracker
 from actors.timers import TimerService
 from controlplane import errors
+from controlplane.chaos.nodeclient import NodeClient
 from controlplane.client.protocol import Client
 from controlplane.kubelet import Kubelet
 from controlplane.metrics import MetricsSink
 from controlplane.nodes import NodeTemplate
 from controlplane.proxy import Proxy, ProxyConfig, ProxyRouter
+from controlplane.store.faults import Faults
 from runtime.fake import FakeRuntime
 from runtime.images import Registry
 from runtime.network import Network
@@ -44,6 +46,9 @@ class Machine:
     runtime: FakeRuntime
     kubelet: Kubelet
     proxy: Proxy
+    #: fault points on this node's requests to the API (kubelet and proxy): chaos's
+    #: node<->store faults (None: the machine talks to the API directly)
+    api_faults: Faults | None = None
 
     @property
     def runtime_child(self) -> str:
@@ -102,6 +107,16 @@ class Machines:
         self.proxies = ProxyRouter(network)
         self._machines: dict[str, Machine] = {}
 
+    @property
+    def network(self) -> Network:
+        """The simulated network every machine is on."""
+        return self._network
+
+    @property
+    def registry(self) -> Registry:
+        """The image registry every machine pulls from."""
+        return self._registry
+
     def __contains__(self, name: object) -> bool:
         return name in self._machines
 
@@ -134,11 +149,13 @@ class Machines:
             )
         host = self._network.add_host(name)
         rng = random.Random(f"{self._seed}:node:{name}")
+        api_faults = Faults(random.Random(f"{self._seed}:node-api:{name}"))
+        client = NodeClient(self._client, api_faults)
         engine = FakeRuntime(
             name, registry=self._registry, network=self._network, timers=self._timers, rng=rng
         )
         kubelet = Kubelet(
-            self._client,
+            client,
             engine,
             self._timers,
             node_name=name,
@@ -149,7 +166,7 @@ class Machines:
             metrics=self.metrics,
         )
         proxy = Proxy(
-            self._client,
+            client,
             self.proxies,
             node_name=name,
             node_ip=host.ip,
@@ -157,7 +174,9 @@ class Machines:
             config=self.proxy_config,
             tracker=self._tracker,
         )
-        machine = Machine(name=name, runtime=engine, kubelet=kubelet, proxy=proxy)
+        machine = Machine(
+            name=name, runtime=engine, kubelet=kubelet, proxy=proxy, api_faults=api_faults
+        )
         self._machines[name] = machine
         try:
             await self._supervisor.start_child(machine.runtime_child, engine.run)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 import trio
@@ -217,6 +217,9 @@ class FakeRuntime:
         self._containers: dict[str, _Container] = {}
         self._exits: Broadcast[ContainerExit] = Broadcast(name=f"exits@{host}")
         self._nursery: trio.Nursery | None = None
+        # injected probe failures: id -> (probe, labels a container must carry)
+        self._probe_faults: dict[int, tuple[str, dict[str, str]]] = {}
+        self._probe_fault_seq = 0
         network.host(host)  # fail early on a machine the network does not know
 
     # ----- lifecycle -----
@@ -505,16 +508,25 @@ class FakeRuntime:
             c.exited = trio.Event()
         await c.exited.wait()
 
-    def kill_container(self, container_id: str, exit_code: int = KILL_EXIT_CODE) -> None:
-        """Kill a running container now (like ``docker kill``); its exit is published.
-        Raises ContainerNotFound, ContainerStateError (not running), RuntimeDown."""
+    def kill_container(
+        self,
+        container_id: str,
+        exit_code: int = KILL_EXIT_CODE,
+        *,
+        reason: str | None = None,
+        message: str = "killed",
+    ) -> None:
+        """Kill a running container now (like ``docker kill``); its exit is published
+        with ``reason`` (default ``Error``, or ``Completed`` for 0: ``OOMKilled`` models
+        the kernel's OOM killer). Raises ContainerNotFound, ContainerStateError (not
+        running), RuntimeDown."""
         self._check_up()
         c = self._container(container_id)
         if c.state is not ContainerState.RUNNING:
             raise ContainerStateError(
                 f"container {container_id} ({c.config.name}) is not running: {c.state.value}"
             )
-        self._finish(c, trio.current_time(), exit_code, _reason(exit_code), "killed")
+        self._finish(c, trio.current_time(), exit_code, reason or _reason(exit_code), message)
 
     async def remove_container(self, container_id: str) -> None:
         """Forget a container that is not running. Raises ContainerNotFound,
@@ -565,6 +577,9 @@ class FakeRuntime:
             raise ValueError(f"probe: must be 'live', 'ready' or 'started', got {probe!r}")
         if c.state is not ContainerState.RUNNING:
             return ProbeResult(False, f"container {c.config.name} is {c.state.value}")
+        for failing, labels in self._probe_faults.values():
+            if failing == probe and all(c.config.labels.get(k) == v for k, v in labels.items()):
+                return ProbeResult(False, f"injected {probe} probe failure")
         if c.ctx is not None:
             ok = {"live": c.ctx._live, "ready": c.ctx._ready, "started": c.ctx._started}[probe]
             if ok and probe == "ready" and c.config.ports and not c.listeners:
@@ -575,6 +590,21 @@ class FakeRuntime:
         assert isinstance(c.program, Program)  # user programs have a context once started
         ok, message = c.program.check(probe, _elapsed(c))
         return ProbeResult(ok, message)
+
+    def fail_probe(self, probe: str, labels: Mapping[str, str]) -> Callable[[], None]:
+        """Make ``probe`` (``live``, ``ready`` or ``started``) fail for every container,
+        present or future, whose labels include ``labels``, until the returned function
+        is called (idempotent). A fault, not program behaviour: chaos uses it."""
+        if probe not in ("live", "ready", "started"):
+            raise ValueError(f"probe: must be 'live', 'ready' or 'started', got {probe!r}")
+        self._probe_fault_seq += 1
+        key = self._probe_fault_seq
+        self._probe_faults[key] = (probe, dict(labels))
+
+        def heal() -> None:
+            self._probe_faults.pop(key, None)
+
+        return heal
 
     def usage(self, container_id: str) -> tuple[float, int]:
         """(cpu cores, memory bytes) now; (0.0, 0) unless running. CPU is capped at the

@@ -119,19 +119,35 @@ class HostInfo:
 
 @attrs.frozen
 class _Rule:
-    kind: str  # "drop" | "delay" | "partition"
+    kind: str  # "drop" | "delay" | "partition" | "cut" | "duplicate"
     value: float
     src: frozenset[str | None] | None
     dst: frozenset[str | None] | None
+    jitter: float = 0.0
 
-    def matches(self, src: str | None, dst: str | None) -> bool:
+    def matches(
+        self, src: str | None, dst: str | None, src_ip: str | None = None, dst_ip: str | None = None
+    ) -> bool:
+        """Whether a message from host ``src`` (address ``src_ip``) to ``dst`` is hit;
+        a rule's sets may name hosts or addresses (a pod's IP)."""
+        a, b = self.src, self.dst
+        in_a = a is None or src in a or (src_ip is not None and src_ip in a)
         if self.kind == "partition":
-            a, b = self.src, self.dst
             assert a is not None
+            d_in_a = dst in a or (dst_ip is not None and dst_ip in a)
             if b is None:  # `a` against everyone else
-                return (src in a) != (dst in a)
-            return (src in a and dst in b) or (src in b and dst in a)
-        return (self.src is None or src in self.src) and (self.dst is None or dst in self.dst)
+                return in_a != d_in_a
+            s_in_b = src in b or (src_ip is not None and src_ip in b)
+            d_in_b = dst in b or (dst_ip is not None and dst_ip in b)
+            return (in_a and d_in_b) or (s_in_b and d_in_a)
+        d_in_b = b is None or dst in b or (dst_ip is not None and dst_ip in b)
+        if self.kind == "cut":  # one way; a missing side is "everyone outside the other"
+            if a is None:
+                assert b is not None
+                return d_in_b and not (src in b or (src_ip is not None and src_ip in b))
+            if b is None:
+                return in_a and not (dst in a or (dst_ip is not None and dst_ip in a))
+        return in_a and d_in_b
 
 
 class Fault:
@@ -351,41 +367,58 @@ class Network:
         if dst is None:
             raise HostUnreachable(f"no route to host {dst_ip}")
         src = self._ips.get(src_ip)
-        await self._carry(src, dst)
+        copies = await self._carry(src, dst, src_ip, dst_ip)
         listener = self._listeners.get((dst_ip, port))
         if listener is None:
-            await self._carry(dst, src)
+            await self._carry(dst, src, dst_ip, src_ip)
             raise ConnectionRefused(f"connection refused: {dst_ip}:{port}")
         try:
-            response = listener.handler(payload, src_ip)
-            if inspect.isawaitable(response):
-                response = await response
+            for _ in range(copies):
+                # a duplicated request reaches the handler twice; the caller reads the
+                # last response (the first one is lost on the reused connection)
+                response = listener.handler(payload, src_ip)
+                if inspect.isawaitable(response):
+                    response = await response
         except Exception as exc:
             raise ConnectionReset(f"connection reset by {dst_ip}:{port}: {exc!r}") from exc
-        await self._carry(dst, src)
+        await self._carry(dst, src, dst_ip, src_ip)
         return response
 
-    async def _carry(self, src: _Host | None, dst: _Host | None) -> None:
+    async def _carry(
+        self,
+        src: _Host | None,
+        dst: _Host | None,
+        src_ip: str | None = None,
+        dst_ip: str | None = None,
+    ) -> int:
         """Deliver one message from ``src`` to ``dst`` (None: outside every host):
-        returns after its delay, or never if it is lost."""
+        returns after its delay how many copies arrive (2 if duplicated), or never if
+        it is lost."""
         if (src is not None and not src.up) or (dst is not None and not dst.up):
             await trio.sleep_forever()
         s = None if src is None else src.info.name
         d = None if dst is None else dst.info.name
         delay = 0.0
+        copies = 1
         for rule in self._rules.values():
             assert isinstance(rule, _Rule)
-            if not rule.matches(s, d):
+            if not rule.matches(s, d, src_ip, dst_ip):
                 continue
-            if rule.kind == "partition":
+            if rule.kind in ("partition", "cut"):
                 await trio.sleep_forever()
             elif rule.kind == "drop":
                 if self._rng.random() < rule.value:
                     await trio.sleep_forever()
+            elif rule.kind == "duplicate":
+                if self._rng.random() < rule.value:
+                    copies = 2
             else:
                 delay += rule.value
-        if delay:
+                if rule.jitter:
+                    delay += self._rng.uniform(-rule.jitter, rule.jitter)
+        if delay > 0:
             await trio.sleep(delay)
+        return copies
 
     # ----- faults -----
 
@@ -408,19 +441,60 @@ class Network:
         *,
         src: str | Iterable[str] | None = None,
         dst: str | Iterable[str] | None = None,
+        jitter: float = 0.0,
     ) -> Fault:
-        """Delay each message from ``src`` to ``dst`` by ``seconds`` (one way: a request
-        whose both directions match takes twice that longer)."""
+        """Delay each message from ``src`` to ``dst`` by ``seconds`` plus a uniform draw
+        in ``[-jitter, +jitter]`` (never below zero in total; one way: a request whose
+        both directions match takes twice that longer). ``src``/``dst`` name hosts or
+        addresses (a pod's IP); None matches any."""
         if seconds < 0:
             raise ValueError(f"seconds: must be >= 0, got {seconds!r}")
-        return self._add_rule(_Rule("delay", seconds, _as_set(src), _as_set(dst)))
+        if jitter < 0:
+            raise ValueError(f"jitter: must be >= 0, got {jitter!r}")
+        return self._add_rule(_Rule("delay", seconds, _as_set(src), _as_set(dst), jitter))
 
-    def partition(self, a: str | Iterable[str], b: str | Iterable[str] | None = None) -> Fault:
+    def duplicate(
+        self,
+        fraction: float,
+        *,
+        src: str | Iterable[str] | None = None,
+        dst: str | Iterable[str] | None = None,
+    ) -> Fault:
+        """Deliver ``fraction`` of the requests from ``src`` to ``dst`` twice: the
+        handler runs twice (what a retransmitted, non-idempotent request does); the
+        caller gets the second response. A duplicated response would be invisible to a
+        request/response caller, so only requests are duplicated."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction: must be between 0 and 1, got {fraction!r}")
+        return self._add_rule(_Rule("duplicate", fraction, _as_set(src), _as_set(dst)))
+
+    def partition(
+        self,
+        a: str | Iterable[str],
+        b: str | Iterable[str] | None = None,
+        *,
+        one_way: bool = False,
+    ) -> Fault:
         """Cut every message between hosts ``a`` and hosts ``b``, both ways (``b`` None:
-        between ``a`` and everything else, outside traffic included)."""
+        between ``a`` and everything else, outside traffic included). ``one_way``: cut
+        only messages from ``a`` to ``b`` (so requests from ``a`` time out, and requests
+        from ``b`` reach ``a`` but their responses are lost). Hosts or addresses."""
         side_a = _as_set(a)
         assert side_a is not None
-        return self._add_rule(_Rule("partition", 0.0, side_a, _as_set(b)))
+        return self._add_rule(_Rule("cut" if one_way else "partition", 0.0, side_a, _as_set(b)))
+
+    def cut(self, src: str | Iterable[str] | None, dst: str | Iterable[str] | None) -> Fault:
+        """Lose every message from ``src`` to ``dst`` (one way); None on one side means
+        everyone outside the other side (outside traffic included). Hosts or
+        addresses."""
+        if src is None and dst is None:
+            raise ValueError("cut: give src, dst or both")
+        return self._add_rule(_Rule("cut", 0.0, _as_set(src), _as_set(dst)))
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule (not the translators): the network is healthy."""
+        self._rules.clear()
+        self._log.info("network_faults_cleared")
 
     def _add_rule(self, rule: _Rule) -> Fault:
         self._seq += 1

@@ -52,6 +52,10 @@ class NodeHeartbeat:
         self._host_ip = host_ip
         self.node: Node | None = None
         self._lease: Lease | None = None
+        #: seconds this node's clock is ahead of (negative: behind) the cluster's; the
+        #: Node heartbeat and the Lease renewTime are stamped with the skewed time
+        #: (chaos TimeChaos)
+        self.clock_skew = 0.0
         self._log = log.bind(component="kubelet", node=node_name)
 
     async def register(self) -> Node:
@@ -60,7 +64,7 @@ class NodeHeartbeat:
 
         Raises: store errors (the caller retries transient ones).
         """
-        now = trio.current_time()
+        now = trio.current_time() + self.clock_skew
         wanted = registration_node(self.node_name, self._template, self._host_ip, now)
         try:
             self.node = await self._client.create(wanted)
@@ -84,7 +88,7 @@ class NodeHeartbeat:
         if node is None:
             await self.register()
             return
-        updated = node_with_ready(node, ready, trio.current_time(), message)
+        updated = node_with_ready(node, ready, trio.current_time() + self.clock_skew, message)
         meta = attrs.evolve(updated.metadata, resource_version="")
         try:
             self.node = await self._client.update_status(attrs.evolve(updated, metadata=meta))
@@ -98,7 +102,7 @@ class NodeHeartbeat:
         Raises:
             LeaseMissing: it was deleted, or its namespace does not exist; retry.
         """
-        now = trio.current_time()
+        now = trio.current_time() + self.clock_skew
         lease = self._lease
         if lease is None:
             try:

@@ -156,6 +156,7 @@ class Kubelet:
         self._resumed.set()
         self._running = False
         self._syncs = 0
+        self._clock_skew = 0.0
         self._reset()
 
     # -- control -----------------------------------------------------------------------
@@ -181,6 +182,22 @@ class Kubelet:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def clock_skew(self) -> float:
+        """Seconds this node's clock runs ahead (negative: behind): the Node heartbeat
+        and Lease renewTime it writes are skewed by it (kept across restarts)."""
+        return self._clock_skew
+
+    @clock_skew.setter
+    def clock_skew(self, seconds: float) -> None:
+        changed = seconds != self._clock_skew
+        self._clock_skew = seconds
+        self._heartbeat.clock_skew = seconds
+        if changed and self._running:
+            # a clock set right (or wrong) posts node status with it at once, as the
+            # kubelet's 10 s status check would once its Node looks stale
+            self._queue.add(NODE_KEY)
 
     @property
     def node(self) -> Node | None:
@@ -226,6 +243,7 @@ class Kubelet:
             template=self._template,
             host_ip=self._host_ip,
         )
+        self._heartbeat.clock_skew = self._clock_skew
         self._work_held = 0
         self._events = EventRecorder(
             self._client,
@@ -353,7 +371,11 @@ class Kubelet:
         except (*STORE_RETRY, RuntimeError_, _Retry) as exc:
             self._retry(key, exc)
         else:
-            self._failures.pop(key, None)
+            if self._failures.pop(key, None) and key == LEASE_KEY:
+                # Back in touch with the API after failed renewals: the node lifecycle
+                # controller may have set Ready=Unknown meanwhile; a real kubelet sees
+                # its Node differ within nodeStatusUpdateFrequency (10 s) and posts.
+                self._queue.add(NODE_KEY)
             if self._runtime_down and not key.startswith("@"):
                 self._runtime_down = False  # a pod sync went through the runtime again
                 self._queue.add(NODE_KEY)

@@ -162,6 +162,8 @@ class Store:
         #: node name ("" = unscheduled) -> (namespace, name) -> pod
         self._pods_by_node: dict[str, dict[tuple[str, str], Any]] = {}
         self._changed: trio.Event | None = None
+        #: called synchronously with every Change after it is committed (see add_observer)
+        self._observers: list[Callable[[Change], None]] = []
         #: (expiry, namespace, name, resourceVersion) per Event write, in expiry order
         self.event_ttl = event_ttl
         self._event_expiry: deque[tuple[float, str, str, str]] = deque()
@@ -481,6 +483,18 @@ class Store:
     def add_admission_step(self, step: AdmissionStep) -> None:
         """Run ``step`` on every later create and update, after validation."""
         self._admission.add_step(step)
+
+    def add_observer(self, observer: Callable[[Change], None]) -> None:
+        """Call ``observer(change)`` synchronously after every committed write, in
+        revision order, after the watchers got it (for invariant checkers). It runs
+        inside the write path: it must be cheap, must not block, and must not raise --
+        an exception would escape from the write that triggered it."""
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: Callable[[Change], None]) -> None:
+        """Stop calling ``observer``; a no-op if it was not added."""
+        if observer in self._observers:
+            self._observers.remove(observer)
 
     def history_digest(self) -> str:
         """Hex digest of every write so far: same seed + workload, same digest."""
@@ -806,6 +820,8 @@ class Store:
         self._history.append(change)
         self._digest.record(change.revision, change.type, change.kind, change.new)
         self._hub.dispatch(change)
+        for observer in self._observers:
+            observer(change)
         changed = self._changed
         if changed is not None:
             self._changed = None
