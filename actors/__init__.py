@@ -7,6 +7,7 @@ from actors.backoff import Backoff
 from actors.broadcast import Broadcast, Subscription, SubscriptionStatistics
 from actors.errors import (
     ActorError,
+    ChildStoppedWhileStarting,
     DuplicateChild,
     Lagged,
     NoSuchChild,
@@ -29,6 +30,7 @@ __all__ = [
     "ChildFn",
     "ChildInfo",
     "ChildState",
+    "ChildStoppedWhileStarting",
     "DuplicateChild",
     "Lagged",
     "NoSuchChild",

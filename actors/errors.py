@@ -34,6 +34,21 @@ class DuplicateChild(ActorError):
         return f"supervisor {self.supervisor!r}: child {self.child!r} already exists"
 
 
+class ChildStoppedWhileStarting(ActorError):
+    """A child was stopped (by :meth:`~actors.Supervisor.stop_child`, a kill, or another
+    restart) before it called ``task_status.started()``, so the start that was waiting for
+    it has nothing to return. Two restarts of one child racing end this way for the
+    first: the second one wins."""
+
+    def __init__(self, child: str, supervisor: str) -> None:
+        super().__init__(child, supervisor)
+        self.child = child
+        self.supervisor = supervisor
+
+    def __str__(self) -> str:
+        return f"supervisor {self.supervisor!r}: child {self.child!r} was stopped while starting"
+
+
 class RestartIntensityExceeded(ActorError):
     """Children of a supervisor crashed more often than its restart intensity allows.
 

@@ -32,7 +32,12 @@ import structlog
 import trio
 
 from actors.backoff import Backoff
-from actors.errors import DuplicateChild, NoSuchChild, RestartIntensityExceeded
+from actors.errors import (
+    ChildStoppedWhileStarting,
+    DuplicateChild,
+    NoSuchChild,
+    RestartIntensityExceeded,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -257,11 +262,17 @@ class Supervisor:
         Raises:
           NoSuchChild: if there is no child ``name``.
           RuntimeError: if the supervisor is not running.
+          ChildStoppedWhileStarting: if the child was stopped (say by a second restart)
+            before it called ``task_status.started()``.
           Exception: whatever the child raised before calling ``task_status.started()``.
         """
         child = self._lookup(name)
         nursery = self._running_nursery()
         await self.stop_child(name)
+        while not child.exited.is_set():
+            # Another restart launched it while this one waited: stop that start too, so
+            # that exactly one task runs the child (the last restart asked wins).
+            await self.stop_child(name)
         # A temporary child forgets itself when it ends; it comes back under its name.
         if self._children.setdefault(name, child) is not child:
             raise DuplicateChild(name, self.name)
@@ -270,7 +281,9 @@ class Supervisor:
     def restart_child_soon(self, name: str) -> None:
         """:meth:`restart_child` without waiting for it: for callers that are not async
         (a chaos script's ``restart_node``). The restart runs in the supervisor's own
-        nursery; if the child fails to start, that is logged and it stays stopped.
+        nursery; if the child fails to start, that is logged and it stays stopped. A
+        restart overtaken by a later one (both asked before the first came up) is logged
+        at debug level: the later one is the one that counts.
 
         Raises:
           NoSuchChild: if there is no child ``name``.
@@ -282,6 +295,8 @@ class Supervisor:
     async def _restart_logged(self, name: str) -> None:
         try:
             await self.restart_child(name)
+        except ChildStoppedWhileStarting:
+            self._log.debug("child_restart_superseded", child=name)
         except Exception as exc:
             self._log.error("child_restart_failed", child=name, exc_info=exc)
 
@@ -326,11 +341,19 @@ class Supervisor:
         return self._nursery
 
     async def _launch(self, nursery: trio.Nursery, child: _Child) -> Any:
-        child.scope = trio.CancelScope()
+        scope = child.scope = trio.CancelScope()
         child.exited = trio.Event()
         child.state = ChildState.RUNNING
         child.restarts = 0
-        return await nursery.start(self._supervise, child)
+        try:
+            return await nursery.start(self._supervise, child)
+        except RuntimeError:
+            # trio's "child exited without calling task_status.started()": because the
+            # child's scope was cancelled under it (a stop or another restart), or because
+            # the child itself returned early -- a bug worth trio's own message.
+            if scope.cancel_called:
+                raise ChildStoppedWhileStarting(child.name, self.name) from None
+            raise
 
     async def _supervise(self, child: _Child, *, task_status: trio.TaskStatus[Any]) -> None:
         # One task per child, alive until the child is stopped or not restarted. Crashes

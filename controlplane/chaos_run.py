@@ -361,12 +361,21 @@ def _state_at(transitions: Sequence[tuple[float, bool]], at: float) -> bool:
 def check_targets(schedule: Any, chaos: Any) -> None:
     """Refuse a schedule naming targets that do not exist: every fault whose target
     gives ``names`` or a ``selector`` must match at least one node or pod now (when the
-    workload is up, before the first fault).
+    workload is up, before the first fault), and a ``controller-crash`` must name a
+    controller the cluster runs.
 
     Raises:
         ScheduleError: naming the first such entry (``faults[2].target: ...``).
     """
     for index, fault in enumerate(schedule.faults):
+        controller = fault.params.get("controller") if fault.kind == "controller-crash" else None
+        manager = chaos.controller_manager
+        if controller is not None and (manager is None or controller not in manager.names):
+            known = ", ".join(manager.names) if manager is not None else "none"
+            raise ScheduleError(
+                f"faults[{index}].params.controller: the cluster runs no controller"
+                f" {controller!r}; it runs: {known}"
+            )
         target = fault.target
         if target is None or not (target.names or target.selector):
             continue

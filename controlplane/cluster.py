@@ -374,7 +374,12 @@ async def open_cluster(
             cluster = Cluster(
                 store=store,
                 client=client,
-                chaos=Chaos(store=store, supervisor=supervisor, machines=machines),
+                chaos=Chaos(
+                    store=store,
+                    supervisor=supervisor,
+                    machines=machines,
+                    controller_manager=controller_manager,
+                ),
                 rng=rng,
                 seed=seed,
                 registry=registry,

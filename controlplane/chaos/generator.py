@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from controlplane.chaos.schedule import Fault, Schedule, Target
-from controlplane.chaos.specs import KIND_SPECS
+from controlplane.chaos.specs import DEFAULT_CONTROLLER_NAMES, KIND_SPECS
 
 __all__ = ["DEFAULT_MIX", "DURATION_RANGE", "generate_schedule"]
 
@@ -35,6 +35,7 @@ DEFAULT_MIX: Mapping[str, float] = MappingProxyType(
         "probe-failure": 1.0,
         "scheduler-crash": 1.0,
         "controller-manager-crash": 1.0,
+        "controller-crash": 1.0,
         "kubelet-crash": 1.0,
         "store-latency": 1.0,
         "store-errors": 1.0,
@@ -75,6 +76,7 @@ _PARAMS: Mapping[str, _Draw] = {
     },
     "conflict-storm": lambda rng: {"fraction": round(rng.uniform(0.1, 0.8), 2)},
     "clock-skew": lambda rng: {"offset": round(rng.uniform(-120.0, 120.0), 1)},
+    "controller-crash": lambda rng: {"controller": rng.choice(DEFAULT_CONTROLLER_NAMES)},
 }
 
 _NOT_GENERATED = {

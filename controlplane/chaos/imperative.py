@@ -32,6 +32,7 @@ from runtime.fake import KILL_EXIT_CODE
 from runtime.images import ImageSpec
 
 if TYPE_CHECKING:
+    from controlplane.controllers.manager import ControllerManager
     from controlplane.machines import Machines
     from controlplane.store import Store
     from runtime.images import Registry
@@ -67,6 +68,7 @@ class Chaos:
     store: Store
     supervisor: Any
     machines: Machines
+    controller_manager: ControllerManager | None = None
     _taints: dict[tuple[str, str, str], None] = attrs.field(factory=dict, init=False)
     _cordoned: dict[str, None] = attrs.field(factory=dict, init=False)
     _images: dict[str, ImageSpec] = attrs.field(factory=dict, init=False)
@@ -193,6 +195,40 @@ class Chaos:
         """
         self.supervisor.restart_child_soon(name)
         self._log.info("component_restarted", child=name)
+
+    def crash_controller(self, name: str) -> None:
+        """Stop one controller inside the controller manager (say
+        ``replicaset-controller``) while the others keep working; it stays down until
+        :meth:`restart_controller`, which builds it afresh.
+
+        Raises:
+            actors.NoSuchChild: no controller of that name.
+            RuntimeError: the cluster runs no controller manager, or it is down.
+        """
+        self._manager().crash_controller(name)
+        self._log.info("controller_crashed", controller=name)
+
+    def controller_stopped(self, name: str) -> bool:
+        """Whether controller ``name`` was crashed and not started again (False while
+        the whole manager is down: it starts every controller when it comes back)."""
+        return self.controller_manager is not None and self.controller_manager.controller_stopped(
+            name
+        )
+
+    def restart_controller(self, name: str) -> None:
+        """Start controller ``name`` again (soon), from scratch.
+
+        Raises:
+            actors.NoSuchChild: no controller of that name.
+            RuntimeError: the cluster runs no controller manager, or it is down.
+        """
+        self._manager().restart_controller(name)
+        self._log.info("controller_restarted", controller=name)
+
+    def _manager(self) -> ControllerManager:
+        if self.controller_manager is None:
+            raise RuntimeError("this cluster runs no controller manager")
+        return self.controller_manager
 
     # ----- nodes -----------------------------------------------------------------------
 
@@ -446,7 +482,8 @@ class Chaos:
 
     async def heal_all(self) -> None:
         """End every fault: store and network faults removed, crashed nodes booted,
-        paused nodes resumed, clocks set right, stopped components restarted, probes
+        paused nodes resumed, clocks set right, stopped components and controllers
+        restarted, probes
         and image pulls working again, chaos's taints and cordons removed.
 
         Raises:
@@ -473,6 +510,10 @@ class Chaos:
                 and owner not in down
             ):
                 self.supervisor.restart_child_soon(child.name)
+        if self.controller_manager is not None:
+            for name in self.controller_manager.names:
+                if self.controller_manager.controller_stopped(name):
+                    self.controller_manager.restart_controller(name)
         for name in self.machines.names():
             machine = self.machines.get(name)
             machine.kubelet.clock_skew = 0.0

@@ -262,6 +262,19 @@ def _component_crash(child: str | None) -> Inject:
     return inject
 
 
+async def _controller_crash(chaos: Chaos, targets: tuple[str, ...], params: dict[str, Any]) -> Heal:
+    await _checkpoint()
+    name = params["controller"]
+    chaos.crash_controller(name)
+
+    async def heal() -> None:
+        await _checkpoint()
+        if chaos.controller_stopped(name):  # not restarted meanwhile (heal-all, manager)
+            chaos.restart_controller(name)
+
+    return heal
+
+
 async def _store_latency(chaos: Chaos, targets: tuple[str, ...], params: dict[str, Any]) -> Heal:
     await _checkpoint()
     handle = chaos.store_fault(
@@ -371,6 +384,7 @@ _IMPLEMENTATIONS: Mapping[str, Inject] = {
     "image-pull-failure": _image_pull_failure,
     "scheduler-crash": _component_crash("scheduler"),
     "controller-manager-crash": _component_crash("controller-manager"),
+    "controller-crash": _controller_crash,
     "kubelet-crash": _component_crash(None),
     "store-latency": _store_latency,
     "store-errors": _store_errors,

@@ -16,7 +16,7 @@ import attrs
 
 from controlplane.store.faults import VERBS
 
-__all__ = ["KIND_SPECS", "KindSpec", "Param", "TargetKind"]
+__all__ = ["DEFAULT_CONTROLLER_NAMES", "KIND_SPECS", "KindSpec", "Param", "TargetKind"]
 
 TargetKind = Literal["none", "nodes", "pods", "nodes-or-pods"]
 """What a kind acts on: nothing (cluster-wide), nodes, pods (the target names a
@@ -24,6 +24,26 @@ namespace; None: every namespace), or either (a target with a namespace selects 
 one without selects nodes)."""
 
 _DIRECTIONS = ("both", "to", "from")
+
+DEFAULT_CONTROLLER_NAMES = (
+    "replicaset-controller",
+    "replicationcontroller",
+    "deployment-controller",
+    "endpoint-controller",
+    "endpointslice-controller",
+    "job-controller",
+    "garbage-collector",
+    "namespace-controller",
+    "resourcequota-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
+    "pod-garbage-collector",
+    "horizontal-pod-autoscaler",
+)
+"""The controllers a default cluster runs (what the generator picks ``controller-crash``
+targets from; a test keeps it equal to ``default_controllers``). A schedule may name any
+controller of the cluster it runs on: that is checked against the cluster, before the
+run."""
 
 
 @attrs.frozen
@@ -184,6 +204,12 @@ _SPECS = (
         "controller-manager-crash",
         "none",
         summary="the controller manager stops; restarted after the duration",
+    ),
+    KindSpec(
+        "controller-crash",
+        "none",
+        (Param("controller", "string", True),),
+        summary="one controller in the manager stops (the others run on); restarted fresh",
     ),
     KindSpec(
         "kubelet-crash",

@@ -50,7 +50,8 @@ resourceVersion) keep the informer busy only if the stream exposes an optional
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -139,6 +140,8 @@ class Informer:
         self._tracker = tracker
         self._backoff = backoff
         self._handlers: list[EventHandler] = []
+        #: handlers whose replay waits for :meth:`replays_deferred` to end
+        self._deferred: list[EventHandler] | None = None
         self._synced = trio.Event()
         self._resource_version: str | None = None
         self._running = False
@@ -192,10 +195,40 @@ class Informer:
         """
         handler = EventHandler(on_add, on_update, on_delete)
         self._handlers.append(handler)
-        if on_add is not None:
-            for obj in self.cache:
-                on_add(obj)
+        if self._deferred is not None:
+            self._deferred.append(handler)
+        else:
+            self._replay(handler)
         return handler
+
+    def _replay(self, handler: EventHandler) -> None:
+        if handler.on_add is not None and handler in self._handlers:
+            for obj in self.cache:
+                handler.on_add(obj)
+
+    @contextlib.contextmanager
+    def replays_deferred(self) -> Iterator[None]:
+        """Hold back the adds a new handler gets for cached objects until the block ends.
+
+        For a controller built while the informer already runs (a restart): it registers
+        handlers in its constructor, and replaying into a half-built object would fail.
+        client-go delivers those adds asynchronously, after the constructor returned,
+        which is what this models.
+        """
+        if self._deferred is not None:
+            raise RuntimeError(f"informer for {self.kind_name}: replays are already deferred")
+        self._deferred = deferred = []
+        try:
+            yield
+        finally:
+            self._deferred = None
+        for handler in deferred:
+            self._replay(handler)
+
+    @property
+    def handlers(self) -> tuple[EventHandler, ...]:
+        """The registered handlers, in registration order."""
+        return tuple(self._handlers)
 
     def remove_event_handler(self, handler: EventHandler) -> None:
         """Unregister ``handler`` (no-op if it is not registered)."""

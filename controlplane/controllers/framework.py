@@ -27,9 +27,10 @@ indexes it reads (``owner_uid`` and ``orphan_namespace`` are built in).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import attrs
@@ -121,6 +122,15 @@ class SharedInformers:
 
     def __iter__(self) -> Any:
         return iter(self._informers.values())
+
+    @contextlib.contextmanager
+    def replays_deferred(self) -> Iterator[None]:
+        """Every informer's :meth:`~controlplane.client.informer.Informer.replays_deferred`
+        at once: for building a controller while the informers run."""
+        with contextlib.ExitStack() as stack:
+            for informer in self._informers.values():
+                stack.enter_context(informer.replays_deferred())
+            yield
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run every informer; ``task_status.started()`` once all are synced."""

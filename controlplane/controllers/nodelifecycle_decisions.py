@@ -542,6 +542,14 @@ def plan_disruption(
 # -- the rate-limited tainting queue -------------------------------------------------------
 
 
+# A token this close to whole counts as whole. ``next_token_at`` answers ``now + (1 -
+# tokens) / qps``; when the virtual clock reaches that float, the refill can come out a
+# hair short of 1.0 (rounding), and the next answer is ``now`` plus less than one ulp of
+# the clock -- the same instant. Without the tolerance the tainting pass re-runs at that
+# instant forever and virtual time stops (found by a chaos run at t ~ 1030 s).
+TOKEN_EPSILON = 1e-9
+
+
 class TokenBucket:
     """client-go's token bucket rate limiter (``golang.org/x/time/rate``): ``burst``
     tokens, refilled at ``qps``; starts full. ``qps <= 0`` never accepts
@@ -562,8 +570,8 @@ class TokenBucket:
         if self.qps <= 0:
             return False
         self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - TOKEN_EPSILON:
+            self._tokens = max(self._tokens - 1.0, 0.0)
             return True
         return False
 
@@ -575,7 +583,7 @@ class TokenBucket:
         if self.qps <= 0:
             return math.inf
         self._refill(now)
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - TOKEN_EPSILON:
             return now
         return now + (1.0 - self._tokens) / self.qps
 

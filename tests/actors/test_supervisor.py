@@ -13,6 +13,7 @@ from actors import (
     ActorError,
     ChildInfo,
     ChildState,
+    ChildStoppedWhileStarting,
     DuplicateChild,
     NoSuchChild,
     RestartIntensityExceeded,
@@ -361,6 +362,49 @@ async def test_restart_child_soon_logs_a_failed_start(
             assert not sup.is_running("c")
     failed = [e for e in logs if e["event"] == "child_restart_failed"]
     assert len(failed) == 1 and failed[0]["child"] == "c"
+
+
+async def test_two_racing_restarts_leave_one_child_running_and_log_no_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """heal-all and a fault's own end can both restart one stopped child before it comes
+    up: the first start is overtaken (a typed error, not trio's RuntimeError), the second
+    one runs the child."""
+    starts: list[float] = []
+
+    async def slow_start(*, task_status: trio.TaskStatus[float] = trio.TASK_STATUS_IGNORED):
+        starts.append(trio.current_time())
+        await trio.sleep(5)  # re-listing before it is ready
+        task_status.started(trio.current_time())
+        await trio.sleep_forever()
+
+    with capture_logs() as logs:
+        async with open_supervisor() as sup:
+            await sup.start_child("c", slow_start)
+            sup.kill_child("c")
+            sup.restart_child_soon("c")
+            sup.restart_child_soon("c")
+            await trio.sleep(20)
+            assert sup.is_running("c")
+            assert len(starts) == 3
+            overtaken: list[BaseException] = []
+
+            async def first_restart() -> None:
+                try:
+                    await sup.restart_child("c")
+                except ChildStoppedWhileStarting as exc:
+                    overtaken.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(first_restart)
+                await trio.sleep(1)
+                assert await sup.restart_child("c") == 31.0  # the later restart wins
+            assert [str(e) for e in overtaken] == [
+                "supervisor 'supervisor': child 'c' was stopped while starting"
+            ]
+            assert sup.is_running("c") and len(starts) == 5
+    assert not [e for e in logs if e["event"] == "child_restart_failed"]
+    assert [e["child"] for e in logs if e["event"] == "child_restart_superseded"] == ["c"]
 
 
 async def test_remove_child_frees_the_name(autojump_clock: trio.testing.MockClock) -> None:

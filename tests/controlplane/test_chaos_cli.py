@@ -216,6 +216,17 @@ def test_json_output(workdir):
             ["ok.yaml", "--schedule", "s.yaml"],
             "Error: schedule: faults[0].target: no running node matches names ['node-7']",
         ),
+        (
+            {"s.yaml": "faults:\n- {at: 1, kind: controller-crash, params: {controller: cron}}\n"},
+            ["ok.yaml", "--schedule", "s.yaml"],
+            "Error: schedule: faults[0].params.controller: the cluster runs no controller"
+            " 'cron'; it runs: replicaset-controller, replicationcontroller,",
+        ),
+        (
+            {"s.yaml": "faults:\n- {at: 1, kind: controller-crash}\n"},
+            ["ok.yaml", "--schedule", "s.yaml"],
+            "Error: s.yaml: faults[0].params.controller: required",
+        ),
         ({}, ["ok.yaml", "--duration", "-5m"], "Error: --duration: must be >= 0, got '-5m'"),
         ({}, ["ok.yaml", "--duration", "0"], "Error: --duration: must be > 0, got '0'"),
         ({}, ["missing.yaml"], "Error: missing.yaml: No such file or directory"),

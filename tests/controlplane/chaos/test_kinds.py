@@ -12,7 +12,9 @@ import trio.testing
 
 from controlplane import open_cluster
 from controlplane.chaos import FAULT_KINDS, KIND_SPECS, Chaos
-from controlplane.chaos.specs import Param
+from controlplane.chaos.specs import DEFAULT_CONTROLLER_NAMES, Param
+from controlplane.controllers import default_controllers
+from controlplane.metrics import MetricsStore
 from runtime.network import Network, NetworkTimeout
 
 
@@ -24,6 +26,13 @@ def test_every_kind_has_an_implementation_and_valid_defaults():
             if param.default is not None:
                 assert param.check(param.default) is None, (name, param.name)
             assert not (param.required and param.default is not None)
+
+
+def test_the_default_controller_names_are_the_default_clusters():
+    """The generator picks controller-crash targets from this list: it must not drift
+    from what a cluster runs."""
+    names = tuple(name for name, _ in default_controllers(MetricsStore()))
+    assert names == DEFAULT_CONTROLLER_NAMES
 
 
 @pytest.mark.parametrize(

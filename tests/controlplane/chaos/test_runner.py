@@ -224,6 +224,58 @@ async def test_a_crashed_scheduler_binds_nothing_until_restarted(autojump_clock)
             nursery.cancel_scope.cancel()
 
 
+async def test_a_crashed_controller_stops_alone_and_catches_up_when_restarted(autojump_clock):
+    """One controller down (the ReplicaSet controller): the Deployment controller still
+    scales the ReplicaSet, but no pod is made until the fault ends and a fresh
+    ReplicaSet controller reconciles what it missed."""
+    async with open_cluster(nodes=3, seed=1) as cluster:
+        await start_web(cluster)
+        manager = cluster.controller_manager
+        handlers = sum(len(i.handlers) for i in manager.contexts["deployment-controller"].informers)
+        runner = ChaosRunner(
+            cluster,
+            schedule(
+                Fault(
+                    at=5,
+                    kind="controller-crash",
+                    params={"controller": "replicaset-controller"},
+                    duration=60,
+                )
+            ),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runner.run)
+            await trio.sleep_until(runner.started_at + 6)
+            assert cluster.chaos.controller_stopped("replicaset-controller")
+            assert "replicaset-controller" not in manager.controllers
+            informers = manager.contexts["deployment-controller"].informers
+            assert sum(len(i.handlers) for i in informers) < handlers  # its handlers are off
+            await cluster.apply(deployment(replicas=5))
+            await trio.sleep_until(runner.started_at + 60)
+            [rs] = cluster.list_nowait("ReplicaSet", namespace="default")
+            assert rs.spec.replicas == 5  # the Deployment controller runs on
+            assert len(web_pods(cluster)) == 3  # nobody makes the pods
+            await trio.sleep_until(runner.started_at + 66)
+            assert not cluster.chaos.controller_stopped("replicaset-controller")
+            await cluster.wait_for(lambda: ready_endpoints(cluster) == 5, timeout=60)
+            assert sum(len(i.handlers) for i in informers) == handlers
+            nursery.cancel_scope.cancel()
+
+
+async def test_heal_all_restarts_a_crashed_controller(autojump_clock):
+    async with open_cluster(nodes=2, seed=1) as cluster:
+        await start_web(cluster)
+        cluster.chaos.crash_controller("endpoint-controller")
+        await trio.sleep(1)
+        assert cluster.chaos.controller_stopped("endpoint-controller")
+        with pytest.raises(KeyError, match="no such child 'no-such-controller'"):
+            cluster.chaos.crash_controller("no-such-controller")
+        await cluster.chaos.heal_all()
+        await trio.sleep(1)
+        assert not cluster.chaos.controller_stopped("endpoint-controller")
+        assert "endpoint-controller" in cluster.controller_manager.controllers
+
+
 async def test_store_errors_and_conflict_storms_fail_requests_until_healed(autojump_clock):
     async with open_cluster(nodes=3, seed=1) as cluster:
         await start_web(cluster)

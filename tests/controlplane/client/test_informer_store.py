@@ -324,3 +324,27 @@ async def test_informer_queue_worker_pipeline_settles(nursery):
             assert queue.statistics().processing == 0
             workers.cancel_scope.cancel()
     assert object_key(p) == "default/a"
+
+
+async def test_replays_wait_until_the_deferring_block_ends(nursery, autojump_clock):
+    """A controller built while the informer runs gets its adds for cached objects after
+    its constructor, never into a half-built object."""
+    store = await open_store(nursery)
+    client = LocalClient(store)
+    await client.create(pod("a"))
+    informer = Informer(client, "Pod")
+    await nursery.start(informer.run)
+    with informer.replays_deferred():
+        rec = Recorder(informer)
+        assert rec.take() == []
+        gone = informer.add_event_handler(on_add=lambda o: rec.seen.append(("gone", "x")))
+        informer.remove_event_handler(gone)  # removed before its replay: none comes
+        with (
+            pytest.raises(RuntimeError, match="replays are already deferred"),
+            informer.replays_deferred(),
+        ):
+            pass
+    assert rec.take() == [("add", "a")]
+    await client.create(pod("b"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert rec.take() == [("add", "b")]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -295,6 +296,23 @@ def test_token_bucket_allows_one_per_ten_seconds() -> None:
     never = TokenBucket(0.0, now=0.0)
     assert not never.try_accept(100.0)
     assert never.next_token_at(0.0) == float("inf")
+
+
+def test_token_bucket_grants_a_token_at_the_time_it_promised() -> None:
+    """Waking at ``next_token_at`` must succeed even when float rounding leaves the refill
+    a hair short of a whole token; otherwise the next promise is the same instant and the
+    tainting pass spins while virtual time stands still (a chaos run hit this)."""
+    rng = random.Random(1)
+    for _ in range(5000):
+        qps = rng.choice([0.1, 0.01, 0.5, 1 / 3, 0.07])
+        now = rng.uniform(0.0, 5000.0)
+        bucket = TokenBucket(qps, now)
+        assert bucket.try_accept(now)
+        for _ in range(3):
+            wake = bucket.next_token_at(now)
+            later = now + (wake - now)  # as a work queue's add_after computes it
+            assert bucket.try_accept(later), (qps, now, wake)
+            now = later
 
 
 def test_the_tainting_queue_is_rate_limited_and_remembers_processed_nodes() -> None:
